@@ -153,10 +153,10 @@ def intrinsic_cube_kernel(params: GalaxyParams, spec: ModelSpec):
     doppler = (1.0 + params.z) * (1.0 + v / C_KM_S)  # [fy, fx]
     cube = 0.0
     for j in range(len(idx)):
-        mu = lam[j] * doppler
+        mu = float(lam[j]) * doppler
         inv_sig = C_KM_S / (math.sqrt(2.0) * mu * sig_v)
         cdf = jax.lax.erf((edges[:, None, None] - mu[None]) * inv_sig[None])  # [E, fy, fx]
-        cube = cube + (0.5 * w[j] * flux[idx[j]])[None] * (cdf[1:] - cdf[:-1])
+        cube = cube + (0.5 * float(w[j]) * flux[int(idx[j])])[None] * (cdf[1:] - cdf[:-1])
     return _bin(cube, spec.oversample)
 
 

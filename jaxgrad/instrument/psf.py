@@ -34,8 +34,8 @@ def gaussian_kernel_1d(n: int, pixel_scale: float, fwhm):
     Returns:
         Array ``[2n−1]``.
     """
-    sigma = fwhm * FWHM_TO_SIGMA / pixel_scale
-    d = jnp.arange(-(n - 1), n, dtype=jnp.result_type(float))
+    sigma = jnp.asarray(fwhm) * FWHM_TO_SIGMA / pixel_scale
+    d = jnp.arange(-(n - 1), n, dtype=sigma.dtype)
     k = ndtr((d + 0.5) / sigma) - ndtr((d - 0.5) / sigma)
     return k / jnp.sum(k)
 
@@ -60,9 +60,9 @@ def _bin_sub(img, ny: int, nx: int):
 
 def elliptical_gaussian_kernel(ny: int, nx: int, pixel_scale: float, fwhm, axis_ratio, pa_deg):
     """Elliptical Gaussian kernel ``[2ny−1, 2nx−1]`` (major FWHM arcsec, b/a, PA deg E of N)."""
-    dy, dx = _offsets_2d(ny, nx)
-    dy = dy[:, None] * pixel_scale
-    dx = dx[None, :] * pixel_scale
+    dtype = jnp.result_type(fwhm, float)
+    dy, dx = (jnp.asarray(a * pixel_scale, dtype) for a in _offsets_2d(ny, nx))
+    dy, dx = dy[:, None], dx[None, :]
     pa = jnp.deg2rad(pa_deg)
     u = -dx * jnp.sin(pa) + dy * jnp.cos(pa)  # along major axis
     v = -dx * jnp.cos(pa) - dy * jnp.sin(pa)
@@ -76,7 +76,7 @@ def elliptical_gaussian_kernel(ny: int, nx: int, pixel_scale: float, fwhm, axis_
 def moffat_kernel(ny: int, nx: int, pixel_scale: float, fwhm, beta):
     """Circular Moffat kernel ``[2ny−1, 2nx−1]``, I ∝ (1 + (r/α)²)^−β, FWHM = 2α√(2^{1/β}−1)."""
     dy, dx = _offsets_2d(ny, nx)
-    r2 = (dy[:, None] ** 2 + dx[None, :] ** 2) * pixel_scale**2
+    r2 = jnp.asarray((dy[:, None] ** 2 + dx[None, :] ** 2) * pixel_scale**2, jnp.result_type(fwhm, float))
     alpha = fwhm / (2.0 * jnp.sqrt(2.0 ** (1.0 / beta) - 1.0))
     img = (1.0 + r2 / alpha**2) ** (-beta)
     k = _bin_sub(img, ny, nx)

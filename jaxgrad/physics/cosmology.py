@@ -26,8 +26,8 @@ def _gauss_legendre(n: int = 64):
 
 def angular_diameter_distance_mpc(z, h0: float = 70.0, om0: float = 0.3):
     """Angular-diameter distance in Mpc for flat ΛCDM (no radiation)."""
-    x, w = _gauss_legendre()
-    z = jnp.asarray(z)
+    z = jnp.asarray(z, jnp.result_type(z, float))
+    x, w = (jnp.asarray(a, z.dtype) for a in _gauss_legendre())
     zz = 0.5 * z[..., None] * (x + 1.0)
     ez = jnp.sqrt(om0 * (1.0 + zz) ** 3 + (1.0 - om0))
     dc = C_KM_S / h0 * 0.5 * z * jnp.sum(w / ez, axis=-1)
