@@ -18,6 +18,7 @@ from jaxgrad.forward import (
     cube,
     default_channels,
     line_maps,
+    line_windows,
     make_params,
     stack_params,
 )
@@ -25,6 +26,6 @@ from jaxgrad.forward import (
 __version__ = "0.1.0"
 __all__ = [
     "GalaxyParams", "ModelSpec", "batch_cube", "batch_line_maps", "calibrations", "cube",
-    "default_channels", "forward", "instrument", "line_maps", "lines", "make_params",
+    "default_channels", "forward", "instrument", "line_maps", "line_windows", "lines", "make_params",
     "physics", "stack_params", "__version__",
 ]

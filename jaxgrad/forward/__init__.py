@@ -11,6 +11,7 @@ from jaxgrad.forward.model import (
     intrinsic_maps_kernel,
     line_maps,
     line_maps_kernel,
+    line_windows,
     metallicity_map,
     radius_map,
 )
@@ -26,6 +27,6 @@ from jaxgrad.forward.params import (
 __all__ = [
     "FLUX_UNIT", "GalaxyParams", "ModelSpec", "apply_psf", "batch_cube", "batch_line_maps",
     "cube", "cube_kernel", "default_channels", "intrinsic_cube_kernel", "intrinsic_maps_kernel",
-    "line_maps", "line_maps_kernel", "make_params", "metallicity_map", "radius_map",
+    "line_maps", "line_maps_kernel", "line_windows", "make_params", "metallicity_map", "radius_map",
     "stack_params", "validate_params",
 ]

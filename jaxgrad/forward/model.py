@@ -53,6 +53,7 @@ __all__ = [
     "radius_map",
     "metallicity_map",
     "default_channels",
+    "line_windows",
 ]
 
 
@@ -77,12 +78,27 @@ def _bin(fine, k: int):
     return fine.reshape(*lead, fy // k, k, fx // k, k).sum(axis=(-3, -1))
 
 
+CLAMP_DEX = 0.5
+
+
+@lru_cache(maxsize=64)
+def _clamp_range(spec: ModelSpec) -> tuple[float, float]:
+    """12+log(O/H) interval fed to the calibration: its used ranges widened by 0.5 dex."""
+    cal = _cal.get(spec.calibration)
+    rngs = [cal.search_range(d) for d in cal.diagnostics_for_lines(spec.lines)] or [(7.0, 9.0)]
+    return min(r[0] for r in rngs) - CLAMP_DEX, max(r[1] for r in rngs) + CLAMP_DEX
+
+
 def _fine_line_fluxes(params: GalaxyParams, spec: ModelSpec):
     """Attenuated line fluxes per sub-pixel ``[n_lines, ny*k, nx*k]`` and geometry."""
     x_maj, y_min, r, cos_i, scale = _fine_geometry(params, spec)
     cal = _cal.get(spec.calibration)
-    logoh = params.logoh0 + params.grad_z * r
-    logu = params.logu + params.logu_grad * r if spec.use_logu else None
+    # Far outside the calibrated domain (field corners of steep or inclined models) the
+    # polynomials are meaningless and can overflow float32: clamp what they are fed.
+    z_lo, z_hi = _clamp_range(spec)
+    logoh = jnp.clip(params.logoh0 + params.grad_z * r, z_lo, z_hi)
+    logu = (jnp.clip(params.logu + params.logu_grad * r, *_cal.ionisation.LOGU_LIMITS)
+            if spec.use_logu else None)
     log_ratio = cal.line_log_ratios(spec.lines, logoh, logu)  # [L, fy, fx]
     sub_area_kpc2 = (spec.pixel_scale / spec.oversample * scale) ** 2
     hb = _disk.sersic_surface_density(r, params.flux_hb, params.r_e, params.sersic_n)
@@ -130,33 +146,40 @@ def line_maps_kernel(params: GalaxyParams, spec: ModelSpec, psf_image=None):
 
 
 @lru_cache(maxsize=64)
-def _component_table(lines: tuple[str, ...]):
-    """Static (line index, rest wavelength µm, weight) for every line component."""
+def _component_table(lines: tuple[str, ...], subset: tuple[str, ...]):
+    """Static (line index, rest wavelength µm, weight) of every component of ``subset``."""
     idx, lam, w = [], [], []
-    for i, n in enumerate(lines):
+    for n in subset:
         line = _lines.get(n)
         for l0, wt in zip(line.components, line.weights, strict=True):
-            idx.append(i)
+            idx.append(lines.index(n))
             lam.append(l0 / 1e4)
             w.append(wt)
-    return np.array(idx), np.array(lam), np.array(w)
+    return tuple(idx), tuple(lam), tuple(w)
 
 
 def intrinsic_cube_kernel(params: GalaxyParams, spec: ModelSpec):
-    """Spectral cube before the PSF, ``[n_chan, ny, nx]`` (flux per channel per pixel)."""
+    """Spectral cube before the PSF, ``[n_chan, ny, nx]`` (flux per channel per pixel).
+
+    Each line is evaluated on the channels of its window (``spec.windows``): per
+    component, erf at the window's edges only, no [line, channel, y, x] intermediate.
+    """
     flux, (x_maj, y_min, _r, _cos_i, _scale) = _fine_line_fluxes(params, spec)
     dtype = flux.dtype
     v = _disk.los_velocity(x_maj, y_min, params.vmax, params.r_t, params.inc)
     sig_v = jnp.sqrt(params.sigma0**2 + params.lsf_sigma**2)
-    edges = jnp.asarray(spec.channel_edges, dtype)
-    idx, lam, w = _component_table(spec.lines)
     doppler = (1.0 + params.z) * (1.0 + v / C_KM_S)  # [fy, fx]
-    cube = 0.0
-    for j in range(len(idx)):
-        mu = float(lam[j]) * doppler
-        inv_sig = C_KM_S / (math.sqrt(2.0) * mu * sig_v)
-        cdf = jax.lax.erf((edges[:, None, None] - mu[None]) * inv_sig[None])  # [E, fy, fx]
-        cube = cube + (0.5 * float(w[j]) * flux[int(idx[j])])[None] * (cdf[1:] - cdf[:-1])
+    inv_width = C_KM_S / (math.sqrt(2.0) * sig_v) / doppler  # 1/(sqrt2 σ_λ) per unit λ_rest
+    parts = []
+    for names, edges in spec.windows:
+        e = jnp.asarray(edges, dtype)[:, None, None]
+        sub = 0.0
+        for i, lam, w in zip(*_component_table(spec.lines, names), strict=True):
+            mu = lam * doppler
+            cdf = jax.lax.erf((e - mu[None]) * (inv_width / lam)[None])  # [E, fy, fx]
+            sub = sub + (0.5 * w * flux[i])[None] * (cdf[1:] - cdf[:-1])
+        parts.append(sub)
+    cube = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=0)
     return _bin(cube, spec.oversample)
 
 
@@ -238,7 +261,40 @@ def batch_cube(params: GalaxyParams, spec: ModelSpec, psf_image=None):
 
 
 def default_channels(spec: ModelSpec, z: float, dv_kms: float = 106.0, pad_kms: float = 1000.0):
-    """A copy of ``spec`` with constant-velocity channels covering its lines at z."""
+    """A copy of ``spec`` with one block of constant-velocity channels covering its lines at z."""
     lam = [c for n in spec.lines for c in _lines.get(n).components]
-    return spec.replace(channel_edges=_grid.channels_around_lines(lam, z, dv_kms, pad_kms))
+    return spec.replace(channel_edges=_grid.channels_around_lines(lam, z, dv_kms, pad_kms),
+                        channel_windows=None)
+
+
+def line_windows(spec: ModelSpec, z: float, n_chan: int = 10, dv_kms: float = 106.0,
+                 merge_kms: float | None = None):
+    """A copy of ``spec`` with one window of ``n_chan`` channels per line (cut-outs).
+
+    Windows are centred on each line's redshifted (flux-weighted) wavelength; lines closer
+    than ``merge_kms`` (default: the window width) share one window centred on the group.
+
+    Args:
+        spec: the model spec.
+        z: redshift at which the windows are centred.
+        n_chan: channels per window.
+        dv_kms: channel width, km/s.
+    """
+    merge = merge_kms if merge_kms is not None else n_chan * dv_kms
+    order = sorted(spec.lines, key=lambda n: _lines.get(n).wavelength)
+    groups: list[list[str]] = [[order[0]]]
+    for n in order[1:]:
+        prev = _lines.get(groups[-1][-1]).wavelength
+        if math.log(_lines.get(n).wavelength / prev) * C_KM_S < merge:
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+    wins = []
+    for g in groups:
+        lam = [_lines.get(n).wavelength for n in g]
+        center = math.sqrt(min(lam) * max(lam)) * (1 + z) / 1e4
+        span = math.log(max(lam) / min(lam)) * C_KM_S
+        nc = n_chan + int(math.ceil(span / dv_kms))
+        wins.append((tuple(g), _grid.velocity_channel_edges(center, nc, dv_kms)))
+    return spec.replace(channel_edges=None, channel_windows=tuple(wins))
 

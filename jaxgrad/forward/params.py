@@ -119,6 +119,12 @@ class ModelSpec:
         dust_law: ``"calzetti"`` (Calzetti+2000) | ``"smc"`` (Gordon+2003).
         use_logu: include the ionisation-parameter term.
         channel_edges: observed-frame channel edges in µm for cubes (None: maps only).
+            Every line is evaluated on every channel.
+        channel_windows: alternative to ``channel_edges``: a tuple of
+            ``(line_names, edges_um)`` windows (e.g. one per line, as NIRSpec cut-outs);
+            the cube's channels are the windows' channels concatenated in order, and each
+            line is evaluated only on its own window (much cheaper for many lines). Lines
+            must appear in exactly one window. See :func:`jaxgrad.forward.line_windows`.
         cosmology: (H0 km/s/Mpc, Ωm) of the flat ΛCDM used for kpc/arcsec.
         range_check: ``"raise"`` | ``"warn"`` | ``"off"``: what
             :func:`validate_params` does when 12+log(O/H) within ``range_radius_re``
@@ -136,6 +142,7 @@ class ModelSpec:
     dust_law: str = "calzetti"
     use_logu: bool = True
     channel_edges: tuple[float, ...] | None = field(default=None, repr=False)
+    channel_windows: tuple | None = field(default=None, repr=False)
     cosmology: tuple[float, float] = (70.0, 0.3)
     range_check: str = "raise"
     range_radius_re: float = 2.0
@@ -158,16 +165,52 @@ class ModelSpec:
             raise ValueError(f"range_check must be 'raise', 'warn' or 'off', got {self.range_check!r}")
         if self.channel_edges is not None:
             object.__setattr__(self, "channel_edges", _grid.check_edges(self.channel_edges))
+        if self.channel_windows is not None:
+            if self.channel_edges is not None:
+                raise ValueError("give channel_edges or channel_windows, not both")
+            wins = []
+            for item in self.channel_windows:
+                try:
+                    names, edges = item
+                except (TypeError, ValueError):
+                    raise ValueError("channel_windows entries must be (line_names, edges_um) pairs") from None
+                names = (names,) if isinstance(names, str) else tuple(names)
+                wins.append((names, _grid.check_edges(edges)))
+            listed = [n for names, _ in wins for n in names]
+            if sorted(listed) != sorted(self.lines):
+                raise ValueError(
+                    f"channel_windows must list every line of the spec exactly once: spec lines "
+                    f"{self.lines}, windows list {tuple(listed)}"
+                )
+            object.__setattr__(self, "channel_windows", tuple(wins))
 
     @property
     def n_lines(self) -> int:
         return len(self.lines)
 
     @property
-    def n_chan(self) -> int:
+    def windows(self) -> tuple:
+        """((line names, edges), ...) of the cube: one window of all lines for channel_edges."""
+        if self.channel_windows is not None:
+            return self.channel_windows
         if self.channel_edges is None:
-            raise ValueError("this ModelSpec has no channel_edges; set them to build cubes")
-        return len(self.channel_edges) - 1
+            raise ValueError(
+                "this ModelSpec has no channel_edges or channel_windows; set one to build cubes "
+                "(e.g. jaxgrad.default_channels(spec, z) or jaxgrad.forward.line_windows(spec, z))"
+            )
+        return ((self.lines, self.channel_edges),)
+
+    @property
+    def n_chan(self) -> int:
+        return sum(len(e) - 1 for _, e in self.windows)
+
+    def channel_centers(self) -> np.ndarray:
+        """Observed wavelength (µm) at the centre of each cube channel, ``[n_chan]``."""
+        return np.concatenate([0.5 * (np.asarray(e[1:]) + np.asarray(e[:-1])) for _, e in self.windows])
+
+    def channel_widths(self) -> np.ndarray:
+        """Width (µm) of each cube channel, ``[n_chan]``."""
+        return np.concatenate([np.diff(np.asarray(e)) for _, e in self.windows])
 
     def replace(self, **kw) -> ModelSpec:
         """A copy with some fields changed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 
@@ -12,9 +13,9 @@ def separable(stack, my, mx):
         stack: ``[..., ny, nx]``.
         my: ``[ny, ny]``; mx: ``[nx, nx]`` (e.g. :func:`jaxgrad.instrument.psf.gaussian_matrix`).
     """
-    t = jnp.matmul(stack, mx.T)  # one GEMM over all leading dims
-    t = jnp.matmul(jnp.swapaxes(t, -1, -2), my.T)
-    return jnp.swapaxes(t, -1, -2)
+    # one 3-operand einsum lets XLA pick the contraction order (fastest variant measured)
+    # (HIGHEST precision: GPUs otherwise use TF32 for float32 products, ~1e-3 errors)
+    return jnp.einsum("ij,...jk,lk->...il", my, stack, mx, precision=jax.lax.Precision.HIGHEST)
 
 
 def fft_convolve(stack, kernel):

@@ -44,7 +44,12 @@ def disk_coordinates(dx, dy, pa_deg, inc_deg):
 
 
 def sersic_bn(n):
-    """b_n of the Sérsic profile (Ciotti & Bertin 1999 asymptotic series; <1e-6 for n ≥ 0.36)."""
+    """b_n of the Sérsic profile (Ciotti & Bertin 1999 asymptotic series).
+
+    Relative error 3.6e-4 at n = 0.5, 2.5e-5 at n = 1, 1.3e-6 at n = 2 (the total flux
+    normalisation is exact for the b_n used; only r_e's meaning as the half-light radius
+    carries this error).
+    """
     return 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25515.0 * n**2) + 131.0 / (
         1148175.0 * n**3
     ) - 2194697.0 / (30690717750.0 * n**4)
