@@ -1,0 +1,123 @@
+"""Mock suite infrastructure: regeneration, resume, sharding, spec I/O, curves."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from jaxgrad import mocks
+
+SMALL = mocks.SuiteSpec(ny=24, nx=24, n_chan_per_line=6)
+SMALL_MAPS = mocks.SuiteSpec(mode="maps", ny=24, nx=24)
+
+
+def _sum_measure(batch, suite):
+    """A cheap deterministic stand-in for the pipeline (infrastructure tests only)."""
+    d = np.asarray(batch.data, np.float64)
+    return {"grad_meas": d.sum(axis=(1, 2, 3)), "grad_err": d.std(axis=(1, 2, 3))}
+
+
+def test_mock_regenerated_alone_equals_batch_member():
+    b = mocks.generate(SMALL_MAPS, 3, np.arange(8))
+    for i in (0, 5):
+        one = mocks.generate_one(SMALL_MAPS, 3, i)
+        np.testing.assert_allclose(np.asarray(one.data), np.asarray(b.data[i]), rtol=1e-5,
+                                   atol=1e-5 * float(np.abs(b.data[i]).max()))
+        assert float(one.params.grad_z) == float(b.params.grad_z[i])
+        assert float(one.params.psf_fwhm) == float(b.params.psf_fwhm[i])
+    # the batch order does not matter: index 5 inside another batch is the same mock
+    b2 = mocks.generate(SMALL_MAPS, 3, np.array([5, 1, 2, 3, 4, 0, 6, 7]))
+    np.testing.assert_array_equal(np.asarray(b2.data[0]), np.asarray(b.data[5]))
+
+
+def test_draws_cover_spec_and_snr_definition():
+    b = mocks.generate(SMALL_MAPS, 0, np.arange(64))
+    g = np.asarray(b.params.grad_z)
+    assert {round(float(v), 3) for v in np.unique(g)} <= {-0.2, -0.1, -0.05, 0.05, 0.1, 0.2}
+    psf = np.asarray(b.params.psf_fwhm)
+    assert psf.min() >= 0.1 and psf.max() <= 1.0
+    # Z0 keeps the profile within the valid interval out to 2 R_e
+    z0 = np.asarray(b.params.logoh0)
+    lo, hi = SMALL_MAPS.valid_interval()
+    z4 = z0 + g * 4.0
+    assert np.all(np.minimum(z0, z4) >= lo - 1e-5) and np.all(np.maximum(z0, z4) <= hi + 1e-5)
+    # noise level: mean S/N inside R_e of the noiseless [OIII] map equals the drawn S/N
+    clean = mocks.generate(SMALL_MAPS.__class__(**{**SMALL_MAPS.to_dict(), "snr": (1e9, 1e9)}), 0, np.arange(4))
+    assert np.all(np.asarray(clean.sigma) < 1e-6)
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+    full = tmp_path / "full"
+    part = tmp_path / "part"
+    r1 = mocks.run_suite(SMALL, 10, full, seed=1, chunk_size=4, measure=_sum_measure, progress=False)
+    assert r1["chunks_computed"] == 3
+    r2 = mocks.run_suite(SMALL, 10, part, seed=1, chunk_size=4, measure=_sum_measure, progress=False, max_chunks=1)
+    assert r2["chunks_computed"] == 1
+    # a stale temp file from a killed write is ignored and overwritten
+    (part / "chunks" / "chunk_000001.h5.tmp").write_bytes(b"garbage")
+    r3 = mocks.run_suite(SMALL, 10, part, seed=1, chunk_size=4, measure=_sum_measure, progress=False)
+    assert r3["chunks_computed"] == 2 and r3["chunks_skipped"] == 1
+    a, b = mocks.load_results(full), mocks.load_results(part)
+    assert list(a["index"]) == list(range(10))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    # a different suite in the same folder is refused
+    with pytest.raises(ValueError, match="different suite"):
+        mocks.run_suite(SMALL, 10, part, seed=2, chunk_size=4, measure=_sum_measure, progress=False)
+
+
+def test_spec_toml_round_trip_and_bad_keys(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(SMALL.to_toml())
+    assert mocks.SuiteSpec.from_toml(p) == SMALL
+    p.write_text('mode = "cube"\nbeam = 0.3\n')
+    with pytest.raises(ValueError, match="unknown suite-spec key"):
+        mocks.SuiteSpec.from_toml(p)
+    with pytest.raises(ValueError, match="mode"):
+        mocks.SuiteSpec(mode="slit")
+    with pytest.raises(FileNotFoundError):
+        mocks.SuiteSpec.from_toml(tmp_path / "missing.toml")
+
+
+def test_sharded_equals_unsharded(tmp_path):
+    """4 fake CPU devices (fresh process: the flag must precede JAX's start)."""
+    code = textwrap.dedent(f"""
+        import os, numpy as np, jax
+        from jaxgrad import mocks
+        assert jax.local_device_count() == 4, jax.local_device_count()
+        s = mocks.SuiteSpec(mode="maps", ny=24, nx=24)
+        b = mocks.generate(s, 7, np.arange(8), sharding=mocks.batch_sharding())
+        assert len(b.data.sharding.device_set) == 4
+        np.save(r"{tmp_path / 'sharded.npy'}", np.asarray(b.data))
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    sharded = np.load(tmp_path / "sharded.npy")
+    ref = np.asarray(mocks.generate(SMALL_MAPS, 7, np.arange(8)).data)
+    np.testing.assert_allclose(sharded, ref, rtol=1e-6, atol=1e-6 * np.abs(ref).max())
+
+
+def test_curves_fit_and_correct_on_synthetic_table(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.uniform(0.6, 6.4, n)
+    g = rng.choice([-0.2, -0.1, -0.05, 0.05, 0.1, 0.2], n)
+    true_ratio = 1 - 0.9 * np.exp(-0.6 * x)  # monotonic, -> 1
+    res = {"two_re_over_beam": x, "grad_true": g, "grad_meas": g * true_ratio + rng.normal(0, 0.002, n)}
+    curves = mocks.fit_curves(res)
+    for c in curves.values():
+        np.testing.assert_allclose(c.ratio([1.0, 3.0, 6.0]), 1 - 0.9 * np.exp(-0.6 * np.array([1.0, 3.0, 6.0])), atol=0.03)
+    corr, fac = mocks.correct(np.array([0.05, -0.1]), np.array([2.0, 4.0]), curves=curves)
+    np.testing.assert_allclose(corr, [0.05, -0.1] / (1 - 0.9 * np.exp(-0.6 * np.array([2.0, 4.0]))), rtol=0.05)
+    path = mocks.write_curves_csv(curves, tmp_path / "c.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "abs_grad,two_re_over_beam,ratio_fit,ratio_median"
+    assert len(lines) == 1 + 3 * 59
+    fig = mocks.plot_curves(res, curves)
+    fig.savefig(tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    json.dumps(mocks.curves_table(curves))
