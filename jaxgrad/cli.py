@@ -4,6 +4,8 @@
     jaxgrad calibrations list
     jaxgrad calibrations eval NAME DIAG LOGOH [LOGOH ...] [--logu X]
     jaxgrad calibrations invert NAME DIAG LOGRATIO [--branch lower|upper]
+    jaxgrad mocks run SPEC.toml|paper_a --n 1500 --out DIR
+    jaxgrad mocks curves DIR
     jaxgrad population TABLE.csv --column COL [--err-plus COL --err-minus COL]
                        [--covariate COL ...] --json OUT.json
 
@@ -130,6 +132,35 @@ def _cmd_calibrations(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- mocks
+def _cmd_mocks(args) -> int:
+    import numpy as np
+
+    from jaxgrad import mocks
+
+    if args.action == "run":
+        spec = mocks.resolve(args.spec)
+        res = mocks.run_suite(spec, args.n, args.out, seed=args.seed, chunk_size=args.chunk_size,
+                              progress=not args.no_progress)
+        print(f"mock suite in {args.out}: {res['chunks_computed']} chunks computed, "
+              f"{res['chunks_skipped']} already done, {res['wall_s']:.1f} s")
+        return 0
+    results = mocks.load_results(args.dir)
+    out = Path(args.dir)
+    curves = mocks.fit_curves(results, measured=args.column)
+    csv_path = mocks.write_curves_csv(curves, Path(args.csv) if args.csv else out / "mock_curves.csv")
+    fig = mocks.plot_curves(results, curves, measured=args.column,
+                            title=f"beam smearing: {len(results['index'])} mocks")
+    png = Path(args.png) if args.png else out / "mock_curves.png"
+    fig.savefig(png)
+    print(f"{len(results['index'])} mocks; curves per |∇Z| written to {csv_path} and {png}")
+    for a, c in sorted(curves.items()):
+        xs = np.array([1.0, 2.5, 4.5])
+        print(f"  |∇Z| = {a:.2f}: ratio at 2R_e/beam = 1.0, 2.5, 4.5 -> "
+              + ", ".join(f"{v:.2f}" for v in c.ratio(xs)) + f"  (n = {c.n})")
+    return 0
+
+
 # ----------------------------------------------------------------------- population
 def _cmd_population(args) -> int:
     try:
@@ -177,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("values", type=float, nargs="+", help="log10 ratios")
     ci.add_argument("--branch", choices=("lower", "upper"), default=None)
     c.set_defaults(func=_cmd_calibrations)
+
+    m = sub.add_parser("mocks", help="beam-smearing mock suites: run and fit correction curves")
+    msub = m.add_subparsers(dest="action", required=True)
+    mr = msub.add_parser("run", help="generate + measure a suite (resumable)")
+    mr.add_argument("spec", help="suite spec TOML, or 'paper_a' (default suite) or 'maps'")
+    mr.add_argument("--n", type=int, default=1500)
+    mr.add_argument("--out", required=True)
+    mr.add_argument("--seed", type=int, default=0)
+    mr.add_argument("--chunk-size", type=int, default=100)
+    mr.add_argument("--no-progress", action="store_true")
+    mc = msub.add_parser("curves", help="fit and plot the correction curves of a finished suite")
+    mc.add_argument("dir")
+    mc.add_argument("--column", default="grad_meas", help="measured-gradient column")
+    mc.add_argument("--csv", default=None)
+    mc.add_argument("--png", default=None)
+    m.set_defaults(func=_cmd_mocks)
 
     p = sub.add_parser("population", help="hierarchical population fit of a table of gradients")
     p.add_argument("table")
