@@ -118,6 +118,7 @@ def run_suite(
     shard: bool = True,
     progress: bool = True,
     max_chunks: int | None = None,
+    time_limit_s: float | None = None,
 ) -> dict:
     """Generate and measure ``n`` mocks, writing each chunk as soon as it is done.
 
@@ -133,6 +134,7 @@ def run_suite(
         shard: shard each chunk's batch axis over all local devices.
         progress: show a tqdm progress bar.
         max_chunks: stop after computing this many new chunks (for tests of resuming).
+        time_limit_s: stop starting new chunks after this many seconds (resume later).
 
     Returns:
         dict with the number of chunks computed and skipped and the wall time.
@@ -165,6 +167,8 @@ def run_suite(
     for c in todo:
         if max_chunks is not None and done >= max_chunks:
             break
+        if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
+            break
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n)
         idx = np.arange(lo, lo + padded)  # padded: one compiled shape for every chunk
         batch = generate(suite, seed, idx, sharding=sharding)
@@ -179,6 +183,7 @@ def run_suite(
             bar.update(keep)
     if bar is not None:
         bar.close()
-    return {"chunks_total": n_chunks, "chunks_computed": done, "chunks_skipped": n_chunks - len(todo),
+    return {"chunks_total": n_chunks, "chunks_computed": done, "mocks_computed": sum(
+            min(chunk_size, n - c * chunk_size) for c in todo[:done]), "chunks_skipped": n_chunks - len(todo),
             "wall_s": time.perf_counter() - t0, "out": str(out), "model_spec_channels":
             model_spec(suite).n_chan if suite.mode == "cube" else 0}

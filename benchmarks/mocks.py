@@ -1,0 +1,121 @@
+"""Mock-suite throughput: generation alone and generation + measurement, vs batch size.
+
+    python benchmarks/mocks.py [--quick] [--gpu] [--n-suite 1500] [--million N]
+
+CPU (default): mocks/s for generation and generation+measurement at several batch sizes,
+the 1500-mock default suite (generate + measure, written to disk) end to end, and the
+DysmalPy per-cube time for the same spec measured in the same run (one-line cube; the
+DysmalPy-based suite time is that × N). GPU (``--gpu``): the same plus a large run
+(``--million``, default 10⁶ mocks generated + measured + written) and the achieved memory
+bandwidth against the card's peak. Writes benchmarks/results/mocks.json (mocks_gpu.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _harness as H  # noqa: E402
+from forward import PEAK_BW, dysmalpy_time  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--gpu", action="store_true")
+    ap.add_argument("--n-suite", type=int, default=1500)
+    ap.add_argument("--million", type=int, default=1_000_000, help="GPU large-run size")
+    ap.add_argument("--large-chunk", type=int, default=16384)
+    ap.add_argument("--batches", type=int, nargs="*", default=None)
+    ap.add_argument("--no-dysmalpy", action="store_true")
+    ap.add_argument("--time-limit", type=float, default=400.0, help="seconds for the large GPU run")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    from jaxgrad import mocks
+    from jaxgrad.mocks.measure import measure_batch_jax
+
+    warnings.simplefilter("ignore")
+    suite = mocks.PAPER_A
+    batches = args.batches or ([8, 32] if args.quick else ([256, 1024, 4096, 16384] if args.gpu else [16, 64, 256]))
+    reps = 2 if args.quick else 3
+    rows = []
+    gen = mocks.generate
+
+    def gen_only(idx):
+        return gen(suite, 0, idx).data
+
+    def gen_measure(idx):
+        b = gen(suite, 0, idx)
+        return measure_batch_jax(b, suite)
+
+    for b in batches:
+        idx = np.arange(b)
+        for kind, fn in (("generate", gen_only), ("generate+measure", gen_measure)):
+            t = H.time_call(fn, idx, repeats=reps)
+            rows.append({"kind": kind, "batch": b, "compile_s": t["first_call_s"] - t["median_s"],
+                         "median_s": t["median_s"], "mocks_per_s": b / t["median_s"],
+                         "cube_GB_per_s": b * 40 * 64 * 64 * 4 / t["median_s"] / 1e9})
+            print(f"{kind:17s} batch {b:6d}: {b / t['median_s']:10.1f} mocks/s", flush=True)
+
+    # the default suite end to end (generation + measurement + HDF5 chunks), after compilation
+    n_suite = 200 if args.quick else args.n_suite
+    chunk = 100 if not args.gpu else 1500
+    tmp = Path(tempfile.mkdtemp(prefix="jaxgrad_suite_"))
+    mocks.run_suite(suite, chunk, tmp / "warm", seed=0, chunk_size=chunk, progress=False)  # compile
+    t0 = time.perf_counter()
+    res = mocks.run_suite(suite, n_suite, tmp / "suite", seed=1, chunk_size=chunk, progress=False)
+    t_suite = time.perf_counter() - t0
+    print(f"suite of {n_suite}: {t_suite:.2f} s ({res['chunks_computed']} chunks)")
+    large = None
+    if args.gpu:
+        n_large = args.million
+        t0 = time.perf_counter()
+        r = mocks.run_suite(suite, n_large, tmp / "large", seed=2, chunk_size=args.large_chunk, progress=False,
+                            time_limit_s=args.time_limit)
+        t_large = time.perf_counter() - t0
+        done = r["mocks_computed"]
+        large = {"n_requested": n_large, "n_done": done, "wall_s": t_large, "mocks_per_s": done / t_large,
+                 "complete": done == n_large, "chunk_size": args.large_chunk,
+                 "extrapolated_s_for_requested": n_large / (done / t_large) if done else None}
+        print(f"large run: {done}/{n_large} mocks in {t_large:.1f} s ({done / t_large:,.0f}/s)")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    dys = {"available": False, "reason": "skipped"} if (args.no_dysmalpy or args.gpu) else dysmalpy_time(48, 3)
+    ratio = None
+    if dys.get("available"):
+        dys_suite = dys["median_s"] * n_suite
+        ratio = {"dysmalpy_suite_generation_s_estimate": dys_suite, "jaxgrad_suite_s": t_suite,
+                 "ratio": dys_suite / t_suite,
+                 "note": "DysmalPy: per-cube time (one line, 48 channels) x N, generation only; "
+                         "jaxgrad: generation + measurement + disk I/O of N 4-line cubes"}
+        print(f"DysmalPy-based generation of {n_suite} cubes ≈ {dys_suite:.0f} s → ratio {ratio['ratio']:.0f}x")
+    mach = H.machine()
+    bw = None
+    for key, peak in PEAK_BW.items():
+        if key in " ".join(mach.get("devices") or []):
+            best = max(r["cube_GB_per_s"] for r in rows if r["kind"] == "generate")
+            bw = {"card_peak_GB_per_s": peak / 1e9, "best_generate_cube_GB_per_s": best, "fraction": best * 1e9 / peak,
+                  "note": "cube bytes written once per mock (lower bound on traffic)"}
+    print(H.table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+                  ["kind", "batch", "compile_s", "mocks_per_s", "cube_GB_per_s"]))
+    payload = {"benchmark": "mocks", "machine": mach, "versions": H.versions("h5py"), "suite": suite.to_dict(),
+               "results": rows, "suite_run": {"n": n_suite, "wall_s": t_suite, "chunk_size": chunk},
+               "large_run": large, "dysmalpy": dys, "ratio": ratio, "memory_bandwidth": bw,
+               "jax_backend": jax.default_backend(),
+               "targets": {"cpu_suite_1500_s": 120, "gpu_suite_1500_s": 5, "gpu_1e6_s": 300}}
+    path = H.write("mocks_gpu.json" if args.gpu else "mocks.json", payload)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
