@@ -1,0 +1,132 @@
+"""Forward-model throughput: line maps and cubes per galaxy vs batch size, and DysmalPy.
+
+Spec (SCIENCE.md §7): z = 5, R_e = 2 kpc, σ0 = 80 km/s, i = 20°, 64×64 pixels of 0.05″,
+PSF FWHM 0.2″, LSF σ = 125 km/s, 106 km/s channels; 4 lines ([OII], [NeIII], Hβ, [OIII]),
+40 channels (one 10-channel window per line, ``jaxgrad.line_windows``).
+
+DysmalPy 2.0 builds a one-line cube of the same grid with 40 channels in the same run, in
+a subprocess using ``$JAXGRAD_DYSMALPY_PYTHON`` (a Python with dysmalpy==2.0.0) or the
+current interpreter; if neither has it, the JSON says so.
+
+    python benchmarks/forward.py [--quick] [--gpu] [--batches 1 64 1024]
+
+Writes benchmarks/results/forward.json (or forward_gpu.json with --gpu).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _harness as H  # noqa: E402
+
+PEAK_BW = {"H100": 3.35e12, "H200": 4.8e12}
+
+
+def dysmalpy_time(nspec: int, nrep: int) -> dict:
+    py = os.environ.get("JAXGRAD_DYSMALPY_PYTHON", sys.executable)
+    script = Path(__file__).parent / "_dysmalpy_cube.py"
+    try:
+        out = subprocess.run([py, str(script), "--nspec", str(nspec), "--nrep", str(nrep)],
+                             capture_output=True, text=True, timeout=900)
+    except Exception as e:  # pragma: no cover
+        return {"available": False, "reason": f"could not run {py}: {e}"}
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["?"]
+        return {"available": False, "python": py,
+                "reason": f"dysmalpy not importable/failed ({tail[0][:200]}); "
+                          "install with `pip install dysmalpy==2.0.0` (works on Python 3.11) "
+                          "and set JAXGRAD_DYSMALPY_PYTHON"}
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["available"] = True
+    res["python"] = py
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small batches, few repeats")
+    ap.add_argument("--gpu", action="store_true", help="GPU run: bigger batches, write forward_gpu.json")
+    ap.add_argument("--batches", type=int, nargs="*", default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--no-dysmalpy", action="store_true")
+    args = ap.parse_args(argv)
+
+    import jax
+
+    import jaxgrad as jg
+    from jaxgrad.forward import model as fm
+
+    warnings.simplefilter("ignore")
+    batches = args.batches or ([1, 16] if args.quick else ([1, 64, 1024, 4096, 16384] if args.gpu else [1, 64, 1024]))
+    repeats = args.repeats or (2 if args.quick else 5)
+    base = jg.ModelSpec(lines=("OII_3727_30", "NeIII_3870", "Hb", "OIII_5008"), calibration="sanders24",
+                        ny=64, nx=64, pixel_scale=0.05, range_check="off")
+    spec = jg.line_windows(base, z=5.0, n_chan=10, dv_kms=106.0)
+    assert spec.n_chan == 40
+    rng = np.random.default_rng(0)
+
+    def params(n):
+        return jg.make_params(logoh0=rng.uniform(7.6, 8.1, n), grad_z=rng.uniform(-0.2, 0.2, n),
+                              r_e=np.full(n, 2.0), inc=np.full(n, 20.0), sigma0=np.full(n, 80.0),
+                              z=np.full(n, 5.0), psf_fwhm=rng.uniform(0.1, 1.0, n), lsf_sigma=np.full(n, 125.0))
+
+    maps_fn = jax.jit(jax.vmap(lambda p: fm.line_maps_kernel(p, spec)))
+    cube_fn = jax.jit(jax.vmap(lambda p: fm.cube_kernel(p, spec)))
+    rows = []
+    for b in batches:
+        p = params(b)
+        for kind, fn, shape in (("maps", maps_fn, (4, 64, 64)), ("cube", cube_fn, (40, 64, 64))):
+            t = H.time_call(fn, p, repeats=repeats)
+            per = t["median_s"] / b
+            out_bytes = b * int(np.prod(shape)) * 4
+            row = {"kind": kind, "batch": b, "compile_s": round(t["first_call_s"] - t["median_s"], 3),
+                   "median_s": t["median_s"], "per_galaxy_ms": per * 1e3, "galaxies_per_s": 1.0 / per,
+                   "output_GB_per_s": out_bytes / t["median_s"] / 1e9}
+            rows.append(row)
+            print(f"{kind:5s} batch {b:6d}: {per * 1e3:9.4f} ms/galaxy  ({1 / per:,.0f}/s)", flush=True)
+
+    dys = {"available": False, "reason": "skipped (--no-dysmalpy)"} if args.no_dysmalpy else dysmalpy_time(40, 3 if args.quick else 7)
+    best_cube = min(r["per_galaxy_ms"] for r in rows if r["kind"] == "cube")
+    single_cube = next(r["per_galaxy_ms"] for r in rows if r["kind"] == "cube" and r["batch"] == 1)
+    ratio = None
+    if dys.get("available"):
+        ratio = {"dysmalpy_over_jaxgrad_batched": dys["median_s"] * 1e3 / best_cube,
+                 "dysmalpy_over_jaxgrad_single": dys["median_s"] * 1e3 / single_cube,
+                 "note": "DysmalPy cube has 1 line x 40 channels; jaxgrad cube 4 lines x 40 channels"}
+        print(f"DysmalPy 2.0: {dys['median_s'] * 1e3:.1f} ms per one-line cube; "
+              f"ratio vs jaxgrad batched {ratio['dysmalpy_over_jaxgrad_batched']:.0f}x, "
+              f"single {ratio['dysmalpy_over_jaxgrad_single']:.0f}x")
+    else:
+        print(f"DysmalPy: {dys.get('reason')}")
+    mach = H.machine()
+    bw = None
+    gpu_name = " ".join(mach.get("devices") or [])
+    for key, peak in PEAK_BW.items():
+        if key in gpu_name:
+            best = max(r["output_GB_per_s"] for r in rows if r["kind"] == "cube")
+            bw = {"card_peak_GB_per_s": peak / 1e9, "best_cube_output_GB_per_s": best,
+                  "fraction_of_peak": best * 1e9 / peak,
+                  "note": "counts only the cube bytes written once (a lower bound on traffic)"}
+    print(H.table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+                  ["kind", "batch", "compile_s", "per_galaxy_ms", "galaxies_per_s", "output_GB_per_s"]))
+    payload = {"benchmark": "forward", "machine": mach, "versions": H.versions("dysmalpy"),
+               "spec": {"ny": 64, "nx": 64, "n_chan": 40, "lines": list(spec.lines), "pixel_scale": 0.05,
+                        "z": 5.0, "channel_kms": 106.0, "windows": "10 channels per line",
+                        "dtype": "float32"},
+               "results": rows, "dysmalpy": dys, "ratio": ratio, "memory_bandwidth": bw,
+               "targets": {"cpu_ms_per_cube_batched": 1.0, "gpu_cubes_per_s": 2e5}}
+    path = H.write("forward_gpu.json" if args.gpu else "forward.json", payload)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
