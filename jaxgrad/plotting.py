@@ -120,3 +120,67 @@ def plot_metallicity_profile(radius_kpc, logoh, logoh_err=None, fits=None, title
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_diagnostic_profiles(radius_kpc, logoh_by_diag: dict, err_by_diag: dict | None = None,
+                             fits: dict | None = None, title=None):
+    """Paper A Fig. 2 style: 12+log(O/H) per annulus from each diagnostic alone, with fits.
+
+    Args:
+        radius_kpc: ``[n_bins]`` bin radii.
+        logoh_by_diag: diagnostic -> ``[n_bins]`` 12+log(O/H) (NaN where unusable).
+        err_by_diag: diagnostic -> ``[n_bins]`` errors.
+        fits: label -> (Z0, grad) lines (e.g. "Method I", "Method II").
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 3.5))
+    r = np.asarray(radius_kpc)
+    for k, (d, z) in enumerate(logoh_by_diag.items()):
+        z = np.asarray(z)
+        e = None if err_by_diag is None else np.asarray(err_by_diag.get(d))
+        ok = np.isfinite(z)
+        ax.errorbar(r[ok] + 0.03 * k, z[ok], yerr=None if e is None else e[ok], fmt="o", ms=4, label=d)
+    rr = np.linspace(0, max(float(np.nanmax(r)) * 1.1, 1e-3), 50)
+    for lab, (z0, g) in (fits or {}).items():
+        ax.plot(rr, z0 + g * rr, lw=1.5, label=f"{lab}: {g:+.3f} dex/kpc")
+    ax.set_xlabel("de-projected radius [kpc]")
+    ax.set_ylabel("12 + log(O/H)")
+    ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_population(x, y, yerr=None, xlabel="", ylabel="∇Z [dex/kpc]", classes=None, tau=None, title=None):
+    """Population panel: y against a galaxy property, optional classes and Kendall τ annotation.
+
+    Args:
+        x, y: per-galaxy values.
+        yerr: symmetric ``[n]`` or asymmetric ``[2, n]`` errors.
+        classes: optional per-galaxy labels (one colour each).
+        tau: output of :func:`jaxgrad.stats.kendall_tau` to annotate.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    labels = np.asarray(classes) if classes is not None else np.array(["all"] * len(x))
+    for lab in dict.fromkeys(labels):
+        sel = labels == lab
+        err = None
+        if yerr is not None:
+            ye = np.asarray(yerr, float)
+            err = ye[..., sel]
+        ax.errorbar(x[sel], y[sel], yerr=err, fmt="o", ms=4, label=str(lab))
+    ax.axhline(0, color="0.5", lw=0.8, ls=":")
+    if tau is not None:
+        ax.text(0.03, 0.95, f"Kendall τ = {tau['tau']:+.2f} (p = {tau['p']:.2f})", transform=ax.transAxes,
+                va="top", fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if classes is not None:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,26 @@
+import numpy as np
+
+from jaxgrad import plotting
+
+
+def test_plots_render(tmp_path):
+    r = np.linspace(0.3, 3, 6)
+    figs = [
+        plotting.plot_line_maps(np.random.default_rng(0).random((2, 8, 8)), ("Hb", "OIII_5008"), pixel_scale=0.1),
+        plotting.plot_ratio_profiles(r, np.ones((2, 6)), np.zeros((2, 6)), ["R3", "O32"]),
+        plotting.plot_metallicity_profile(r, 8 - 0.05 * r, 0.02 + 0 * r, fits={"truth": (8.0, -0.05)}),
+        plotting.plot_diagnostic_profiles(r, {"R3": 8 - 0.05 * r, "O32": 8.01 - 0.05 * r}, fits={"I": (8, -0.05)}),
+        plotting.plot_population(np.arange(5.0), np.arange(5.0) * 0.01, yerr=np.full((2, 5), 0.01),
+                                 classes=["Disk", "Non-Disk", "Disk", "Disk", "Non-Disk"],
+                                 tau={"tau": 1.0, "p": 0.01}),
+    ]
+    for i, f in enumerate(figs):
+        f.savefig(tmp_path / f"{i}.png")
+        assert (tmp_path / f"{i}.png").stat().st_size > 2000
+
+
+def test_radial_profile_sums_match_total():
+    img = np.random.default_rng(1).random((3, 10, 10))
+    r = np.hypot(*np.meshgrid(np.arange(10) - 4.5, np.arange(10) - 4.5))
+    prof = plotting.radial_profile(img, r, np.array([0.0, 2.0, 4.0, 100.0]))
+    np.testing.assert_allclose(prof.sum(axis=-1), img.sum(axis=(1, 2)))
