@@ -139,6 +139,11 @@ def _cmd_mocks(args) -> int:
     from jaxgrad import mocks
 
     if args.action == "run":
+        if args.coordinator:
+            import jax
+
+            jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                       process_id=args.process_id)
         spec = mocks.resolve(args.spec)
         res = mocks.run_suite(spec, args.n, args.out, seed=args.seed, chunk_size=args.chunk_size,
                               progress=not args.no_progress)
@@ -218,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--seed", type=int, default=0)
     mr.add_argument("--chunk-size", type=int, default=100)
     mr.add_argument("--no-progress", action="store_true")
+    mr.add_argument("--coordinator", default=None, help="multi-host: HOST:PORT of process 0")
+    mr.add_argument("--num-processes", type=int, default=None)
+    mr.add_argument("--process-id", type=int, default=None)
     mc = msub.add_parser("curves", help="fit and plot the correction curves of a finished suite")
     mc.add_argument("dir")
     mc.add_argument("--column", default="grad_meas", help="measured-gradient column")

@@ -119,6 +119,8 @@ def run_suite(
     progress: bool = True,
     max_chunks: int | None = None,
     time_limit_s: float | None = None,
+    process_index: int | None = None,
+    process_count: int | None = None,
 ) -> dict:
     """Generate and measure ``n`` mocks, writing each chunk as soon as it is done.
 
@@ -135,6 +137,9 @@ def run_suite(
         progress: show a tqdm progress bar.
         max_chunks: stop after computing this many new chunks (for tests of resuming).
         time_limit_s: stop starting new chunks after this many seconds (resume later).
+        process_index, process_count: multi-host runs: this process computes the chunks
+            ``c`` with ``c % process_count == process_index`` (defaults: JAX's
+            ``jax.process_index()`` / ``jax.process_count()``, i.e. 0 / 1 on one host).
 
     Returns:
         dict with the number of chunks computed and skipped and the wall time.
@@ -155,12 +160,16 @@ def run_suite(
     sharding = batch_sharding() if (shard and n_dev > 1) else None
     padded = int(np.ceil(chunk_size / n_dev) * n_dev) if sharding is not None else chunk_size
     n_chunks = int(np.ceil(n / chunk_size))
-    todo = [c for c in range(n_chunks) if not (out / "chunks" / f"chunk_{c:06d}.h5").exists()]
+    pi = jax.process_index() if process_index is None else int(process_index)
+    pc = jax.process_count() if process_count is None else int(process_count)
+    mine = [c for c in range(n_chunks) if c % pc == pi]
+    todo = [c for c in mine if not (out / "chunks" / f"chunk_{c:06d}.h5").exists()]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, initial=n - sum(min(chunk_size, n - c * chunk_size) for c in todo),
+        total = sum(min(chunk_size, n - c * chunk_size) for c in mine)
+        bar = tqdm(total=total, initial=total - sum(min(chunk_size, n - c * chunk_size) for c in todo),
                    unit="mock", desc="mocks")
     t0 = time.perf_counter()
     done = 0
@@ -184,6 +193,6 @@ def run_suite(
     if bar is not None:
         bar.close()
     return {"chunks_total": n_chunks, "chunks_computed": done, "mocks_computed": sum(
-            min(chunk_size, n - c * chunk_size) for c in todo[:done]), "chunks_skipped": n_chunks - len(todo),
+            min(chunk_size, n - c * chunk_size) for c in todo[:done]), "chunks_skipped": len(mine) - len(todo),
             "wall_s": time.perf_counter() - t0, "out": str(out), "model_spec_channels":
             model_spec(suite).n_chan if suite.mode == "cube" else 0}

@@ -121,3 +121,12 @@ def test_curves_fit_and_correct_on_synthetic_table(tmp_path):
     fig.savefig(tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000
     json.dumps(mocks.curves_table(curves))
+
+
+def test_processes_split_chunks_without_overlap(tmp_path):
+    a = mocks.run_suite(SMALL_MAPS, 9, tmp_path, seed=4, chunk_size=2, measure=_sum_measure, progress=False,
+                        process_index=0, process_count=2)
+    b = mocks.run_suite(SMALL_MAPS, 9, tmp_path, seed=4, chunk_size=2, measure=_sum_measure, progress=False,
+                        process_index=1, process_count=2)
+    assert a["chunks_computed"] == 3 and b["chunks_computed"] == 2
+    assert list(mocks.load_results(tmp_path)["index"]) == list(range(9))
