@@ -1,0 +1,1 @@
+"""Bayesian inference: NumPyro models of galaxies and of populations of gradients."""
