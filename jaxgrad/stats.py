@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from functools import partial
 
-import emcee
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -618,7 +617,7 @@ def fit_double_power_law(
         grad: gradients, shape [n], dex/kpc.
         grad_err: 1σ errors on ``grad``, shape [n] or scalar, dex/kpc, > 0.
         seed: seed of the JAX key (NUTS), of the emcee RandomState and of the starts.
-        method: ``"nuts"`` or ``"emcee"``.
+        method: ``"nuts"`` or ``"emcee"`` (needs the optional ``emcee`` package).
         num_warmup: NUTS warm-up iterations, or emcee burn-in steps.
         num_samples: NUTS draws, or emcee steps kept per walker.
         n_walkers: emcee walkers (>= 10, the dimension is 5).
@@ -671,6 +670,8 @@ def fit_double_power_law(
             raise ValueError(
                 f"n_walkers: expected >= 10 (2 × 5 parameters), got {n_walkers}"
             )
+        import emcee  # optional dependency (the ``test``/``bench`` extras)
+
         rng = np.random.default_rng(seed)
         width = _DPL_BOUNDS[:, 1] - _DPL_BOUNDS[:, 0]
         p0 = start + 1e-4 * width * rng.standard_normal((n_walkers, 5))
