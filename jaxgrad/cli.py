@@ -176,7 +176,7 @@ def _cmd_population(args) -> int:
         raise CLIError(f"table {args.table!r} does not exist")
     res = population_command(args.table, args.column, err_plus=args.err_plus, err_minus=args.err_minus,
                              covariates=tuple(args.covariate or ()), json_out=args.json, seed=args.seed,
-                             quick=args.quick)
+                             quick=args.quick, dropna=args.dropna)
     print(f"population of {res['n']} values of {args.column}:")
     print(f"  mean    {res['mean']:+.4f} ± {res['mean_sd']:.4f}")
     print(f"  scatter {res['scatter']:.4f} ± {res['scatter_sd']:.4f}")
@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--covariate", action="append")
     p.add_argument("--json", default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="shorter chains (300 warm-up + 500 draws)")
+    p.add_argument("--dropna", action="store_true", help="drop rows with empty cells instead of failing")
     p.set_defaults(func=_cmd_population)
     return ap
 

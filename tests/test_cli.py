@@ -50,3 +50,25 @@ def test_bad_inputs_one_line_no_traceback(args, needle, tmp_path):
     assert "Traceback" not in res.stderr
     assert needle in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_population_command_on_shipped_cristal_table(tmp_path):
+    from jaxgrad import data
+
+    out = tmp_path / "pop.json"
+    assert cli.main(["population", str(data.path("cristal_t3_gradients")), "--column", "grad_method1_dex_per_kpc",
+                     "--err-plus", "grad_method1_err_hi", "--err-minus", "grad_method1_err_lo",
+                     "--json", str(out), "--quick"]) == 0
+    res = json.loads(out.read_text())
+    for k in ("mean", "mean_sd", "scatter", "scatter_sd", "median", "median_err", "n"):
+        assert k in res
+    assert res["n"] == 20
+    assert res["median"] == pytest.approx(0.039)
+    assert abs(res["mean"] - 0.041) < 2 * res["mean_sd"]
+    # Method II has two empty cells: a clear error, or dropped on request
+    bad = run("population", str(data.path("cristal_t3_gradients")), "--column", "grad_method2_median_dex_per_kpc",
+              "--json", str(tmp_path / "x.json"), "--quick")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert cli.main(["population", str(data.path("cristal_t3_gradients")), "--column",
+                     "grad_method2_median_dex_per_kpc", "--dropna", "--quick", "--json", str(tmp_path / "y.json")]) == 0
+    assert json.loads((tmp_path / "y.json").read_text())["n"] == 18
