@@ -1,0 +1,132 @@
+"""The per-pixel likelihood shared by every model in :mod:`jaxgrad.inference`.
+
+For each used pixel p of line (or channel) l, with model flux m (the PSF-convolved
+forward model, so beam smearing is inside the likelihood) and observed flux d ± σ:
+
+    log L = Σ_p w_p [ −½ (d − m)² / v − ½ log(2π v) ],   v = σ² + (m · s_l · ln 10)²
+
+``s_l`` is the calibration's intrinsic scatter propagated to line l (dex): the
+quadrature sum of the scatters of the diagnostics that predict the line from Hβ
+(:meth:`Calibration.line_recipe`), zero for Balmer lines. This is Paper B's choice
+(Li et al., SCIENCE.md §5): the intrinsic scatter of the ratio R_l = f_l/f_Hβ enters as
+a variance f_Hβ² σ_{R_l}² with σ_{R_l} = R_l s_l ln 10, i.e. (m s_l ln 10)² — a
+log-normal scatter linearised in flux. It is treated as independent from pixel to pixel
+and line to line, which keeps high-S/N pixels from being over-weighted by a calibration
+that is only good to ~0.1 dex; a coherent (galaxy-wide) calibration offset would instead
+move Z0 and hardly ∇Z. Because v depends on m, the log-determinant term is kept.
+
+Cubes: channel c is assigned to the spec line nearest in wavelength (at the known
+redshift) and uses that line's s_l; exact when lines do not overlap in a channel.
+
+Scatter choices (``cal_scatter`` argument):
+  * ``"calibration"``: the calibration's published scatter per diagnostic; an
+    unverified candidate where only that exists; :data:`DEFAULT_SCATTER_DEX` where none
+    is published (e.g. Sanders+24 O32 and Ne3O2) — listed by :func:`line_scatter`.
+  * a float: that scatter (dex) for every diagnostic.
+  * a mapping diagnostic -> dex (missing diagnostics take the default).
+  * ``0`` or ``None``: no calibration term (measurement errors only).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgrad import calibrations as _cal
+from jaxgrad import lines as _lines
+from jaxgrad.forward import GalaxyParams, ModelSpec, cube_kernel, line_maps_kernel
+from jaxgrad.inference.data import Obs, channel_lines
+
+__all__ = ["DEFAULT_SCATTER_DEX", "line_scatter", "log_likelihood", "pixel_sigma_ln", "predict"]
+
+DEFAULT_SCATTER_DEX = 0.1
+LN10 = math.log(10.0)
+
+
+def line_scatter(spec: ModelSpec, cal_scatter="calibration") -> tuple[np.ndarray, dict]:
+    """Calibration scatter per line, dex ``[n_lines]``, and where each value came from.
+
+    Args:
+        spec: model spec (lines, calibration).
+        cal_scatter: see the module docstring.
+
+    Returns:
+        (scatter per line in dex, {diagnostic: (dex, source)}) with source one of
+        ``"published"``, ``"unverified"``, ``"default"``, ``"user"``.
+    """
+    cal = _cal.get(spec.calibration)
+    used = {}
+    if cal_scatter is None or (isinstance(cal_scatter, (int, float)) and cal_scatter == 0):
+        return np.zeros(spec.n_lines), used
+    out = []
+    for ln in spec.lines:
+        recipe = () if ln in _lines.CASE_B else cal.line_recipe(ln) or ()
+        tot = 0.0
+        for d, _sign in recipe:
+            if isinstance(cal_scatter, str):
+                if cal_scatter != "calibration":
+                    raise ValueError(
+                        f"cal_scatter must be 'calibration', a number (dex), a mapping or None, got {cal_scatter!r}"
+                    )
+                diag = cal.diagnostic(d)
+                if diag.scatter is not None:
+                    s, src = diag.scatter, "published"
+                elif diag.scatter_unverified is not None:
+                    s, src = diag.scatter_unverified, "unverified"
+                else:
+                    s, src = DEFAULT_SCATTER_DEX, "default"
+            elif isinstance(cal_scatter, Mapping):
+                s = float(cal_scatter.get(d, DEFAULT_SCATTER_DEX))
+                src = "user" if d in cal_scatter else "default"
+            else:
+                s, src = float(cal_scatter), "user"
+            if not (s >= 0 and math.isfinite(s)):
+                raise ValueError(f"calibration scatter of {d} must be a finite number >= 0 dex, got {s!r}")
+            used[d] = (s, src)
+            tot += s * s
+        out.append(math.sqrt(tot))
+    return np.asarray(out), used
+
+
+def pixel_sigma_ln(spec: ModelSpec, kind: str, scatter_dex: np.ndarray, z: float) -> np.ndarray:
+    """s_l ln10 per leading index of the data: ``[n_lines]`` (maps) or ``[n_chan]`` (cube)."""
+    s = np.asarray(scatter_dex, float) * LN10
+    if kind == "maps":
+        return s
+    return s[channel_lines(spec, z)]
+
+
+def predict(params: GalaxyParams, spec: ModelSpec, kind: str, psf_image=None):
+    """PSF-convolved model ``[K, ny, nx]``: line maps or cube (traceable)."""
+    img = psf_image if spec.psf_model == "image" else None
+    if kind == "maps":
+        return line_maps_kernel(params, spec, img)
+    return cube_kernel(params, spec, img)
+
+
+def log_likelihood(params: GalaxyParams, obs: Obs, spec: ModelSpec, kind: str, sigma_ln):
+    """Gaussian log-likelihood of one galaxy's data (scalar; traceable, vmappable).
+
+    Args:
+        params: scalar :class:`GalaxyParams`.
+        obs: the data (:class:`~jaxgrad.inference.data.Obs`).
+        spec: static model spec.
+        kind: ``"maps"`` or ``"cube"`` (static).
+        sigma_ln: s_l ln 10 per leading index ``[K]`` (see :func:`pixel_sigma_ln`).
+    """
+    model = predict(params, spec, kind, obs.psf_image)
+    sig = jnp.asarray(sigma_ln, model.dtype)[:, None, None]
+    var = obs.err**2 + (model * sig) ** 2
+    resid = obs.data - model
+    terms = -0.5 * resid * resid / var - 0.5 * jnp.log(2.0 * jnp.pi * var)
+    return jnp.sum(obs.weight * terms)
+
+
+def _quiet(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
+        return fn(*a, **k)
