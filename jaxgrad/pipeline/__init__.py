@@ -1,0 +1,1 @@
+"""Observer pipeline: measure metallicity gradients from cubes and line maps as the papers do."""
