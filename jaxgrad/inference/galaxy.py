@@ -50,7 +50,7 @@ from jaxgrad.inference import priors as _pri
 from jaxgrad.inference.data import GalaxyData, Obs, logoh_range
 from jaxgrad.inference.likelihood import line_scatter, log_likelihood, pixel_sigma_ln
 from jaxgrad.inference.optim import find_map
-from jaxgrad.inference.sampler import FlatModel, diagnose, flatten_model, run_nuts
+from jaxgrad.inference.sampler import FlatModel, diagnose, flatten_model, nuts_from_map
 
 __all__ = ["BranchWarning", "FitResult", "GalaxyModel", "build_galaxy_model", "fit_galaxy", "galaxy_model", "summary_table"]
 
@@ -385,7 +385,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
         if int(v) != v or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
     key = jax.random.key(seed)
-    k_map, k_init, k_nuts = jax.random.split(key, 3)
+    k_map, k_nuts = jax.random.split(key)
     spec = data.spec
     obs = data.obs()
     gm0 = build_galaxy_model(data, priors, fixed, cal_scatter, None)
@@ -430,20 +430,10 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     else:
         gm = build_galaxy_model(data, priors, fixed, cal_scatter, chosen)
         u_map, cov = _to_coords(gm0, gm, m.x, m.cov)
-    d = gm.flat.dim
     u_map = jnp.asarray(u_map, gm.flat.u_init.dtype)
-    if num_chains == 1:
-        u0 = u_map[None]
-    else:
-        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(d))
-        eps = np.asarray(jax.random.normal(k_init, (num_chains, d)))
-        u0 = np.asarray(u_map)[None] + eps @ chol.T
-        u0[0] = np.asarray(u_map)
-        u0 = jnp.asarray(u0, u_map.dtype)
-    inv_mass = cov if dense_mass else np.diag(cov)
-    run = run_nuts(gm.flat, (obs,), u0, key=k_nuts, inv_mass=inv_mass, num_warmup=num_warmup,
-                   num_samples=num_samples, dense_mass=dense_mass, max_tree_depth=max_tree_depth,
-                   target_accept_prob=target_accept_prob)
+    run = nuts_from_map(gm.flat, (obs,), key=k_nuts, u_map=u_map, cov=cov, num_warmup=num_warmup,
+                        num_samples=num_samples, num_chains=num_chains, dense_mass=dense_mass,
+                        max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob)
     diag = diagnose(run, gm.names, max_tree_depth, key_param="grad_z" if "grad_z" in gm.names else None)
     map_vals = {k: float(v) for k, v in gm.flat.constrain(u_map, obs).items() if k in gm.names}
     diag.update({"branch": gm.branch, "map_evals": int(sum(mm.num_evals for mm in maps)),
