@@ -21,7 +21,6 @@ for a ``numpy.random.Generator`` (emcee's own state is seeded from it).
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import NamedTuple
 
@@ -303,8 +302,9 @@ def fit_gradient_emcee(r, logoh, err, mask=None, *, n_walkers: int = 64, n_steps
     scale = np.array([float(fit.z0_err), float(fit.grad_err)])
     rng = np.random.default_rng(seed)
     p0 = centre + init_scale * scale * rng.standard_normal((n_walkers, 2))
-    sampler = emcee.EnsembleSampler(n_walkers, 2, log_prob, vectorize=vectorize,
-                                    seed=int(rng.integers(2**31)))
+    sampler = emcee.EnsembleSampler(n_walkers, 2, log_prob, vectorize=vectorize)
+    # emcee's proposals use its own RandomState: seed it from our generator
+    sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
     t = time.perf_counter()
     sampler.run_mcmc(p0, n_steps, progress=False)
     wall = time.perf_counter() - t
@@ -319,5 +319,3 @@ def fit_gradient_emcee(r, logoh, err, mask=None, *, n_walkers: int = 64, n_steps
              "autocorr_time": np.asarray(tau)}
     return _summarise(samples, wall, extra)
 
-
-_ = math
