@@ -121,8 +121,7 @@ def default_bright_line(lines) -> str:
 
 def make_chain_spec(lines, pixel_scale: float, ny: int, nx: int, *, calibration="sanders24",
                     diagnostics=None, n_annuli: int = 12, bright_line=None,
-                    min_width_pix: float = 1.0, outer_snr: float = 3.0,
-                    fit_geometry: bool = True, geometry_psf_deconvolve: bool = False,
+                    min_width_pix: float = 1.0, fit_geometry: bool = True, geometry_psf_deconvolve: bool = False,
                     homogenise: bool = True, elliptical_psf: bool = False,
                     snr_min: float = 2.5, ratio_snr_min: float = 0.0,
                     default_scatter: float = 0.1, dust_correct: bool = True,
@@ -130,12 +129,12 @@ def make_chain_spec(lines, pixel_scale: float, ny: int, nx: int, *, calibration=
                     default_branch: str = "lower", min_bins_method2: int = 3,
                     cosmology=(70.0, 0.3), linefit=None, n_chan: int = 0,
                     has_err_cube: bool = True, rms_window: int = 160,
-                    line_mask_kms: float = 800.0, radius_mode: str = "midpoint",
-                    warn: bool = True):
+                    line_mask_kms: float = 800.0, warn: bool = True):
     """Build the static :class:`~jaxgrad.pipeline.core.ChainSpec` (edge; validates).
 
-    See :func:`batched_gradient_from_maps` for the arguments. Returns (spec, dropped
-    diagnostics dict).
+    See :func:`batched_gradient_from_maps` for the arguments (the value-only options —
+    ``max_radius_kpc``, ``outer_snr``, ``radius_mode`` — are traced, see
+    :func:`~jaxgrad.pipeline.core.make_options`). Returns (spec, dropped diagnostics).
     """
     lines = _lines.validate(lines)
     if not (pixel_scale > 0):
@@ -144,8 +143,6 @@ def make_chain_spec(lines, pixel_scale: float, ny: int, nx: int, *, calibration=
         raise ValueError(f"n_annuli must be an integer >= 2, got {n_annuli!r}")
     if not (min_width_pix > 0):
         raise ValueError(f"min_width_pix must be > 0, got {min_width_pix!r}")
-    if radius_mode not in ("midpoint", "mean", "flux_weighted"):
-        raise ValueError(f"radius_mode must be 'midpoint', 'mean' or 'flux_weighted', got {radius_mode!r}")
     bright_line = bright_line or default_bright_line(lines)
     if bright_line not in lines:
         raise ValueError(f"bright_line {bright_line!r} is not among the lines {lines}")
@@ -157,12 +154,12 @@ def make_chain_spec(lines, pixel_scale: float, ny: int, nx: int, *, calibration=
     spec = _core.ChainSpec(
         met=met, ny=int(ny), nx=int(nx), pixel_scale=float(pixel_scale), n_annuli=int(n_annuli),
         bright=lines.index(bright_line), min_width_pix=float(min_width_pix),
-        outer_snr=float(outer_snr), fit_geometry=bool(fit_geometry),
+        fit_geometry=bool(fit_geometry),
         geometry_psf_deconvolve=bool(geometry_psf_deconvolve), homogenise=bool(homogenise),
         elliptical_psf=bool(elliptical_psf), min_bins_method2=int(min_bins_method2),
         cosmology=tuple(float(c) for c in cosmology), linefit=linefit, n_chan=int(n_chan),
         has_err_cube=bool(has_err_cube), rms_window=int(rms_window),
-        line_mask_kms=float(line_mask_kms), radius_mode=radius_mode)
+        line_mask_kms=float(line_mask_kms))
     return spec, dropped
 
 
@@ -205,6 +202,13 @@ def _geom_batch(geometry, B, dtype):
     return g, False
 
 
+def _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype):
+    o = _core.make_options(None, outer_snr, radius_mode, dtype)
+    rmax = jnp.full((B,), jnp.inf, dtype) if max_radius_kpc is None else \
+        _batch_vec(max_radius_kpc, B, "max_radius_kpc", dtype)
+    return _core.ChainOptions(rmax, jnp.full((B,), o.outer_snr), jnp.full((B,), o.radius_code))
+
+
 # --------------------------------------------------------------------------- jitted
 def _mapper(f, chunk_size):
     if chunk_size is None:
@@ -222,7 +226,7 @@ def batched_maps_fn(spec: _core.ChainSpec, chunk_size: int | None = None):
 
     Signature of the returned function:
     ``f(maps [B,L,ny,nx], errs, z [B], psf_fwhm [B,L], psf_q [B], geom (Geometry of [B]),
-    max_radius_kpc [B]) -> ChainOutput`` with leading axis B.
+    opts (ChainOptions of [B])) -> ChainOutput`` with leading axis B.
     """
     def one(m, e, z, f, q, g, r):
         return _core.maps_chain(spec, m, e, z, f, q, g, r)
@@ -235,7 +239,7 @@ def batched_cubes_fn(spec: _core.ChainSpec, chunk_size: int | None = None):
     """The jitted, vmapped cube chain for a static spec (cached).
 
     ``f(cubes [B,C,ny,nx], errs [B,C,ny,nx], centres_um [C], z [B], psf_fwhm [B,C],
-    psf_q [B], geom, max_radius_kpc [B]) -> ChainOutput``.
+    psf_q [B], geom, opts) -> ChainOutput``.
     """
     def one(c, e, z, f, q, g, r, lam):
         return _core.cube_chain(spec, c, e, lam, z, f, q, g, r)
@@ -315,19 +319,17 @@ def batched_gradient_from_maps(maps, errs, lines, pixel_scale: float, z, psf_fwh
     spec, _ = make_chain_spec(
         lines, pixel_scale, ny, nx, calibration=calibration, diagnostics=diagnostics,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
-        outer_snr=outer_snr, fit_geometry=geometry is None,
+        fit_geometry=geometry is None,
         geometry_psf_deconvolve=geometry_psf_deconvolve, homogenise=homogenise,
         snr_min=snr_min, default_scatter=default_scatter, dust_correct=dust_correct,
-        dust_law=dust_law, n_grid=n_grid, min_bins_method2=min_bins_method2,
-        radius_mode=radius_mode, warn=warn)
+        dust_law=dust_law, n_grid=n_grid, min_bins_method2=min_bins_method2, warn=warn)
     zb = _batch_vec(z, B, "z", dtype)
     fw = _batch_vec(psf_fwhm, B, "psf_fwhm", dtype, trailing=(L,))
     qb = _batch_vec(psf_axis_ratio, B, "psf_axis_ratio", dtype)
-    rmax = _batch_vec(np.inf if max_radius_kpc is None else max_radius_kpc, B, "max_radius_kpc",
-                      dtype) if max_radius_kpc is not None else jnp.full((B,), jnp.inf, dtype)
+    opts = _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype)
     g, _ = _geom_batch(geometry, B, dtype)
     out = batched_maps_fn(spec, chunk_size)(maps.astype(dtype), jnp.asarray(errs, dtype), zb,
-                                           fw, qb, g, rmax)
+                                           fw, qb, g, opts)
     return _summary(out, spec)
 
 
@@ -411,18 +413,17 @@ def batched_gradient_from_cubes(cubes, errs, wavelengths_um, lines, pixel_scale:
     spec, _ = make_chain_spec(
         lines, pixel_scale, ny, nx, calibration=calibration, diagnostics=diagnostics,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
-        outer_snr=outer_snr, fit_geometry=geometry is None, homogenise=homogenise,
+        fit_geometry=geometry is None, homogenise=homogenise,
         snr_min=snr_min, default_scatter=default_scatter, dust_correct=dust_correct,
         dust_law=dust_law, n_grid=n_grid, min_bins_method2=min_bins_method2, linefit=lf,
         n_chan=C, has_err_cube=has_err, rms_window=rms_window, line_mask_kms=line_mask_kms,
-        radius_mode=radius_mode, warn=warn)
+        warn=warn)
     zb = _batch_vec(z, B, "z", dtype)
     fw = _batch_vec(psf_fwhm, B, "psf_fwhm", dtype, trailing=(C,))
     qb = _batch_vec(psf_axis_ratio, B, "psf_axis_ratio", dtype)
-    rmax = _batch_vec(max_radius_kpc, B, "max_radius_kpc", dtype) if max_radius_kpc is not None \
-        else jnp.full((B,), jnp.inf, dtype)
+    opts = _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype)
     g, _ = _geom_batch(geometry, B, dtype)
     e = jnp.asarray(errs, dtype) if has_err else jnp.zeros((B, 1, 1, 1), dtype)  # ignored
     out = batched_cubes_fn(spec, chunk_size)(cubes.astype(dtype), e, jnp.asarray(centres, dtype),
-                                            zb, fw, qb, g, rmax)
+                                            zb, fw, qb, g, opts)
     return _summary(out, spec)

@@ -30,7 +30,7 @@ from jaxgrad.pipeline import linefit as _lf
 from jaxgrad.pipeline import metallicity as _met
 from jaxgrad.pipeline import psf_match as _pm
 
-__all__ = ["ChainSpec", "BinMeasurement", "ChainOutput", "Prepared", "maps_chain",
+__all__ = ["ChainSpec", "ChainOptions", "make_options", "RADIUS_MODES", "BinMeasurement", "ChainOutput", "Prepared", "maps_chain",
            "cube_chain", "prepare_maps", "prepare_cube", "fit_spectra", "bins_to_gradients",
            "bright_line_map"]
 
@@ -49,8 +49,6 @@ class ChainSpec:
         bright: index (into ``met.lines``) of the brightest line, used for the geometry
             fit and the outer radius.
         min_width_pix: floor of the annulus width, pixels.
-        outer_snr: an annulus is kept while the brightest line's S/N in it is ≥ this
-            (and all inner ones are kept).
         fit_geometry: fit the geometry (else it is an input).
         geometry_psf_deconvolve: remove the PSF in quadrature before forming b/a.
         homogenise: convolve to the PSF of the reddest line first.
@@ -66,11 +64,9 @@ class ChainSpec:
         continuum_kms: width (km/s) of the side bands used for the map's continuum.
         bad_channel_frac: a channel with more than this fraction of non-finite spaxels is
             masked (instead of masking those spaxels).
-        radius_mode: radius assigned to an annulus: ``"midpoint"`` (Paper A:
-            (a_in + a_out)/2), ``"mean"`` (mean de-projected radius of its pixels) or
-            ``"flux_weighted"`` (weighted by the brightest line's flux, the radius at
-            which the summed ratio is effectively measured; less biased than the
-            midpoint when annuli are only a pixel or two wide).
+
+    Options that only change values, not shapes (outer-radius S/N, radius cap, radius
+    definition), are traced: see :class:`ChainOptions`.
     """
 
     met: _met.MetallicitySpec
@@ -80,7 +76,6 @@ class ChainSpec:
     n_annuli: int = 12
     bright: int = 0
     min_width_pix: float = 1.0
-    outer_snr: float = 3.0
     fit_geometry: bool = True
     geometry_psf_deconvolve: bool = False
     homogenise: bool = True
@@ -94,7 +89,6 @@ class ChainSpec:
     line_mask_kms: float = 800.0
     continuum_kms: float = 2000.0
     bad_channel_frac: float = 0.5
-    radius_mode: str = "midpoint"
 
     @property
     def lines(self) -> tuple[str, ...]:
@@ -104,6 +98,42 @@ class ChainSpec:
     def reddest(self) -> int:
         lam = [_lines.get(n).wavelength for n in self.lines]
         return int(np.argmax(lam))
+
+
+RADIUS_MODES = ("midpoint", "mean", "flux_weighted")
+
+
+class ChainOptions(NamedTuple):
+    """Traced options of the chain (change them without recompiling; batch adds axis 0).
+
+    Fields:
+        max_radius_kpc: annuli beyond this radius are dropped (inf: no cap).
+        outer_snr: an annulus is kept while the brightest line's S/N in it is ≥ this (and
+            all inner ones are kept) — the outer radius.
+        radius_code: index into :data:`RADIUS_MODES`: 0 ``"midpoint"`` (Paper A:
+            (a_in + a_out)/2), 1 ``"mean"`` (mean de-projected radius of the annulus'
+            pixels), 2 ``"flux_weighted"`` (weighted by the brightest line's flux: the
+            radius at which the summed ratio is effectively measured, less biased than
+            the midpoint when annuli are only a pixel or two wide).
+    """
+
+    max_radius_kpc: jax.Array
+    outer_snr: jax.Array
+    radius_code: jax.Array
+
+
+def make_options(max_radius_kpc=None, outer_snr=3.0, radius_mode="midpoint", dtype=None) -> ChainOptions:
+    """Validated :class:`ChainOptions` (scalars; broadcast them for a batch)."""
+    if radius_mode not in RADIUS_MODES:
+        raise ValueError(f"radius_mode must be one of {RADIUS_MODES}, got {radius_mode!r}")
+    rmax = np.inf if max_radius_kpc is None else float(max_radius_kpc)
+    if not (rmax > 0):
+        raise ValueError(f"max_radius_kpc must be > 0 kpc (or None), got {max_radius_kpc!r}")
+    if not (np.isfinite(outer_snr) and outer_snr >= 0):
+        raise ValueError(f"outer_snr must be a finite value >= 0, got {outer_snr!r}")
+    dtype = dtype or jnp.result_type(float)
+    return ChainOptions(jnp.asarray(rmax, dtype), jnp.asarray(outer_snr, dtype),
+                        jnp.asarray(RADIUS_MODES.index(radius_mode), jnp.int32))
 
 
 class BinMeasurement(NamedTuple):
@@ -203,27 +233,25 @@ def _geometry(spec: ChainSpec, bright_map, geom_in, psf_fwhm):
         psf_fwhm=psf_fwhm if spec.geometry_psf_deconvolve else None)
 
 
-def _annuli(spec: ChainSpec, geom, psf_fwhm, psf_q, good, z, bright_map):
+def _annuli(spec: ChainSpec, geom, psf_fwhm, psf_q, good, z, bright_map, radius_code):
     w = _ann.annulus_width(psf_fwhm, spec.pixel_scale, psf_q, spec.min_width_pix)
     idx, a, _ = _ann.annulus_index(geom, spec.ny, spec.nx, spec.pixel_scale, w, spec.n_annuli)
     weights = _ann.annulus_weights(idx, spec.n_annuli, good)
     scale = _cosmo.kpc_per_arcsec(z, *spec.cosmology)
-    radius = _ann.kpc_radius(w, spec.n_annuli, scale)
-    if spec.radius_mode != "midpoint":
-        if spec.radius_mode == "flux_weighted":
-            fw = jnp.where(good & jnp.isfinite(bright_map), jnp.maximum(bright_map, 0.0), 0.0)
-            ww = weights * fw.ravel()[None]
-        else:
-            ww = weights
+    mid = _ann.kpc_radius(w, spec.n_annuli, scale)
+    fw = jnp.where(good & jnp.isfinite(bright_map), jnp.maximum(bright_map, 0.0), 0.0)
+    radii = [mid]
+    for ww in (weights, weights * fw.ravel()[None]):
         tot = jnp.sum(ww, axis=1)
         mean_a = (ww @ a.ravel()) / jnp.where(tot > 0, tot, 1.0)
-        radius = jnp.where(tot > 0, mean_a * scale, radius)
+        radii.append(jnp.where(tot > 0, mean_a * scale, mid))
+    radius = jnp.stack(radii)[radius_code]
     return w, weights, radius, scale
 
 
 def _finish(spec, geom, w, psf_eff, scale, radius, npix, flux, ferr, bright_snr,
-            max_radius_kpc, linefit):
-    ok = (npix > 0) & (bright_snr >= spec.outer_snr) & (radius <= max_radius_kpc)
+            opts: ChainOptions, linefit):
+    ok = (npix > 0) & (bright_snr >= opts.outer_snr) & (radius <= opts.max_radius_kpc)
     valid = _ann.contiguous_valid(ok)
     m1, m2, avg, fit1, fit2 = bins_to_gradients(flux, ferr, radius, valid, spec.met,
                                                 spec.min_bins_method2)
@@ -290,7 +318,7 @@ def prepare_maps(spec: ChainSpec, maps, errs, z, psf_fwhm, psf_q, geom_in) -> Pr
 
 
 def maps_chain(spec: ChainSpec, maps, errs, z, psf_fwhm, psf_q, geom_in: _geom.Geometry,
-               max_radius_kpc) -> ChainOutput:
+               opts: ChainOptions) -> ChainOutput:
     """Paper A's chain on a stack of line maps of one galaxy (traceable, fixed shapes).
 
     Args:
@@ -303,18 +331,19 @@ def maps_chain(spec: ChainSpec, maps, errs, z, psf_fwhm, psf_q, geom_in: _geom.G
         psf_fwhm: ``[L]`` PSF FWHM per line map, arcsec (major axis).
         psf_q: PSF axis ratio (scalar; the same for all maps).
         geom_in: geometry to use when ``spec.fit_geometry`` is False.
-        max_radius_kpc: annuli beyond this radius are dropped (inf: no limit).
+        opts: :class:`ChainOptions` (radius cap, outer-radius S/N, radius definition).
 
     Returns:
         :class:`ChainOutput`.
     """
     p = prepare_maps(spec, maps, errs, z, psf_fwhm, psf_q, geom_in)
-    w, weights, radius, scale = _annuli(spec, p.geometry, p.psf_fwhm, psf_q, p.good, z, p.bright)
+    w, weights, radius, scale = _annuli(spec, p.geometry, p.psf_fwhm, psf_q, p.good, z, p.bright,
+                                        opts.radius_code)
     flux, ferr, npix = _ann.sum_maps(p.stack, p.err, weights)
     ferr = jnp.where(p.present[None, :], ferr, jnp.inf)
     bsnr = flux[:, spec.bright] / jnp.where(ferr[:, spec.bright] > 0, ferr[:, spec.bright], jnp.inf)
     return _finish(spec, p.geometry, w, p.psf_fwhm, scale, radius, npix, flux, ferr, bsnr,
-                   max_radius_kpc, None)
+                   opts, None)
 
 
 # --------------------------------------------------------------------------- cubes
@@ -424,7 +453,7 @@ def fit_spectra(spec: ChainSpec, spectra, espec, centres_um, z, chan_ok):
 
 
 def cube_chain(spec: ChainSpec, cube, err, centres_um, z, psf_fwhm, psf_q,
-               geom_in: _geom.Geometry, max_radius_kpc) -> ChainOutput:
+               geom_in: _geom.Geometry, opts: ChainOptions) -> ChainOutput:
     """Paper A's chain on a spectral cube of one galaxy (traceable, fixed shapes).
 
     Args:
@@ -436,14 +465,15 @@ def cube_chain(spec: ChainSpec, cube, err, centres_um, z, psf_fwhm, psf_q,
         psf_fwhm: ``[C]`` PSF FWHM per channel, arcsec.
         psf_q: PSF axis ratio.
         geom_in: geometry used when ``spec.fit_geometry`` is False.
-        max_radius_kpc: annuli beyond this radius are dropped.
+        opts: :class:`ChainOptions`.
 
     Returns:
         :class:`ChainOutput` (with per-annulus line fits in ``linefit``).
     """
     centres_um = jnp.asarray(centres_um, jnp.result_type(cube, float))
     p = prepare_cube(spec, cube, err, centres_um, z, psf_fwhm, psf_q, geom_in)
-    w, weights, radius, scale = _annuli(spec, p.geometry, p.psf_fwhm, psf_q, p.good, z, p.bright)
+    w, weights, radius, scale = _annuli(spec, p.geometry, p.psf_fwhm, psf_q, p.good, z, p.bright,
+                                        opts.radius_code)
     spectra, espec = _ann.sum_spectra(p.stack, p.err, weights)
     fits = fit_spectra(spec, spectra, espec, centres_um, z, p.present)
     npix = jnp.sum(weights, axis=1)
@@ -451,4 +481,4 @@ def cube_chain(spec: ChainSpec, cube, err, centres_um, z, psf_fwhm, psf_q,
     berr = jnp.sqrt(weights @ p.bright_err.ravel() ** 2)
     bsnr = bflux / jnp.where(berr > 0, berr, jnp.inf)
     return _finish(spec, p.geometry, w, p.psf_fwhm, scale, radius, npix, fits.flux,
-                   fits.flux_err, bsnr, max_radius_kpc, fits)
+                   fits.flux_err, bsnr, opts, fits)

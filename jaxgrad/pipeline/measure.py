@@ -379,7 +379,7 @@ def measure_maps(maps, errs, lines, pixel_scale: float, z: float, psf_fwhm,
                  outer_snr: float = 3.0, min_width_pix: float = 1.0, snr_min: float = 2.5,
                  spaxel_ratio_snr: float = 2.5, target_snr: float = 5.0,
                  voronoi_labels=None, default_scatter: float = 0.1,
-                 dust_correct: bool = True, dust_law: str = "calzetti", n_grid: int = 1024,
+                 dust_correct: bool = True, dust_law: str = "calzetti", n_grid: int = 512,
                  radius_mode: str = "midpoint", homogenise: bool = True,
                  geometry_psf_deconvolve: bool = False, min_bins_method2: int = 3,
                  azimuthal: bool = False, samplers=("nuts",), method1_sampler: bool = False,
@@ -414,7 +414,8 @@ def measure_maps(maps, errs, lines, pixel_scale: float, z: float, psf_fwhm,
         default_scatter: calibration scatter (dex) where the calibration gives none.
         dust_correct, dust_law: Balmer-decrement correction and curve.
         n_grid: Method I grid size.
-        radius_mode: annulus radius definition (see :class:`~jaxgrad.pipeline.core.ChainSpec`).
+        radius_mode: annulus radius: ``"midpoint"`` (Paper A), ``"mean"`` or
+            ``"flux_weighted"`` (see :class:`~jaxgrad.pipeline.core.ChainOptions`).
         homogenise, geometry_psf_deconvolve, min_bins_method2: see
             :func:`~jaxgrad.pipeline.batched.batched_gradient_from_maps`.
         azimuthal: also measure gradients in three bins of angle from the major axis
@@ -442,29 +443,29 @@ def measure_maps(maps, errs, lines, pixel_scale: float, z: float, psf_fwhm,
     _warn_missing(missing, dropped, messages)
     if not kept:
         raise ValueError("no line has any finite pixel: nothing to measure")
-    idx = [all_lines.index(n) for n in kept]
-    m, e = m[idx], e[idx]
-    fw = np.broadcast_to(np.asarray(psf_fwhm, float), (len(all_lines),)) if np.ndim(psf_fwhm) else \
-        np.full(len(all_lines), float(psf_fwhm))
-    if np.any(~np.isfinite(fw)) or np.any(fw <= 0):
-        raise ValueError(f"psf_fwhm must be finite and > 0 arcsec, got {psf_fwhm!r}")
-    fw = fw[idx]
-    diags = None if diagnostics is None else tuple(d for d in diagnostics if d not in dropped)
+    # missing lines stay in the (static) spec with no data: the kernel's masks drop their
+    # diagnostics, so a missing line costs no recompilation
+    fw = np.asarray(psf_fwhm, float)
+    fw = np.full(len(all_lines), float(fw)) if fw.ndim == 0 else fw
+    if fw.shape != (len(all_lines),) or np.any(~np.isfinite(fw)) or np.any(fw <= 0):
+        raise ValueError(f"psf_fwhm must be finite, > 0 arcsec, scalar or one per line, got {psf_fwhm!r}")
+    diags = diagnostics
     bright_line = bright_line if (bright_line and bright_line in kept) else _bt.default_bright_line(kept)
     dtype = jnp.result_type(float)
     geom_in, fit_geom = _geometry_arg(geometry, dtype)
     spec, _ = _bt.make_chain_spec(
-        kept, pixel_scale, m.shape[1], m.shape[2], calibration=calibration, diagnostics=diags,
+        all_lines, pixel_scale, m.shape[1], m.shape[2], calibration=calibration, diagnostics=diags,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
-        outer_snr=outer_snr, fit_geometry=fit_geom, geometry_psf_deconvolve=geometry_psf_deconvolve,
+        fit_geometry=fit_geom, geometry_psf_deconvolve=geometry_psf_deconvolve,
         homogenise=homogenise, snr_min=snr_min, default_scatter=default_scatter,
         dust_correct=dust_correct, dust_law=dust_law, n_grid=n_grid,
-        min_bins_method2=min_bins_method2, radius_mode=radius_mode, warn=False)
-    rmax = jnp.asarray(np.inf if max_radius_kpc is None else max_radius_kpc, dtype)
+        min_bins_method2=min_bins_method2, warn=False)
+    opts = _core.make_options(max_radius_kpc, outer_snr, radius_mode, dtype)
+    rmax = opts.max_radius_kpc
     args = (jnp.asarray(m, dtype), jnp.asarray(e, dtype), jnp.asarray(z, dtype),
             jnp.asarray(fw, dtype), jnp.asarray(psf_axis_ratio, dtype), geom_in)
     if mode == "annuli":
-        out = _maps_chain_fn(spec)(*args, rmax)
+        out = _maps_chain_fn(spec)(*args, opts)
         b = out.bins
         res = _assemble(mode, spec, out.geometry, out.psf_fwhm, out.width, out.kpc_per_arcsec,
                         b.radius, b.valid, b.npix, b.flux, b.flux_err, b.m1, b.m2, out.method1,
@@ -615,7 +616,7 @@ def measure_cube(cube, err, wavelengths_um, z: float, lines, pixel_scale: float,
                  outer_snr: float = 3.0, min_width_pix: float = 1.0, snr_min: float = 2.5,
                  spaxel_ratio_snr: float = 2.5, target_snr: float = 5.0, voronoi_labels=None,
                  default_scatter: float = 0.1, dust_correct: bool = True,
-                 dust_law: str = "calzetti", n_grid: int = 1024, radius_mode: str = "midpoint",
+                 dust_law: str = "calzetti", n_grid: int = 512, radius_mode: str = "midpoint",
                  homogenise: bool = True, geometry_psf_deconvolve: bool = False,
                  min_bins_method2: int = 3, sigma_init_kms: float = 150.0, broad=(),
                  rms_window: int = 160, line_mask_kms: float = 800.0,
@@ -678,14 +679,14 @@ def measure_cube(cube, err, wavelengths_um, z: float, lines, pixel_scale: float,
     geom_in, fit_geom = _geometry_arg(geometry, dtype)
     spec, _ = _bt.make_chain_spec(
         kept, pixel_scale, ny, nx, calibration=calibration, diagnostics=diags, n_annuli=n_annuli,
-        bright_line=bright_line, min_width_pix=min_width_pix, outer_snr=outer_snr,
+        bright_line=bright_line, min_width_pix=min_width_pix,
         fit_geometry=fit_geom, geometry_psf_deconvolve=geometry_psf_deconvolve,
         homogenise=homogenise and np.ptp(fw) > 0, snr_min=snr_min,
         default_scatter=default_scatter, dust_correct=dust_correct, dust_law=dust_law,
         n_grid=n_grid, min_bins_method2=min_bins_method2, linefit=lf, n_chan=C,
-        has_err_cube=has_err, rms_window=rms_window, line_mask_kms=line_mask_kms,
-        radius_mode=radius_mode, warn=False)
-    rmax = jnp.asarray(np.inf if max_radius_kpc is None else max_radius_kpc, dtype)
+        has_err_cube=has_err, rms_window=rms_window, line_mask_kms=line_mask_kms, warn=False)
+    opts = _core.make_options(max_radius_kpc, outer_snr, radius_mode, dtype)
+    rmax = opts.max_radius_kpc
     e_arg = jnp.asarray(err, dtype) if has_err else jnp.zeros((1, 1, 1), dtype)
     cen = jnp.asarray(centres, dtype)
     zz = jnp.asarray(z, dtype)
@@ -711,7 +712,7 @@ def measure_cube(cube, err, wavelengths_um, z: float, lines, pixel_scale: float,
     ctx = {"spaxel": spaxel_ctx, "voronoi": voronoi_ctx}
     prep = None
     if mode == "annuli":
-        out = _cube_chain_fn(spec)(args[0], args[1], cen, zz, args[4], args[5], geom_in, rmax)
+        out = _cube_chain_fn(spec)(args[0], args[1], cen, zz, args[4], args[5], geom_in, opts)
         b = out.bins
         res = _assemble(mode, spec, out.geometry, out.psf_fwhm, out.width, out.kpc_per_arcsec,
                         b.radius, b.valid, b.npix, b.flux, b.flux_err, b.m1, b.m2, out.method1,
