@@ -7,3 +7,6 @@ from jaxgrad.inference.likelihood import line_scatter, log_likelihood
 from jaxgrad.inference.priors import SoftUniform, default_priors
 from jaxgrad.inference.sampler import DivergenceWarning, diagnose, ess_bulk, flatten_model, make_nuts, run_nuts
 from jaxgrad.inference.simulate import simulate_galaxy
+from jaxgrad.inference.population import PopulationResult, fit_population, population_model
+from jaxgrad.inference.emcee_ref import EmceeResult, run_emcee
+from jaxgrad.inference.binned import binned_profile_model, make_binned_data, method1_numpyro, paper_b_numpyro

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jax
@@ -48,7 +48,7 @@ from jaxgrad import calibrations as _cal
 from jaxgrad.forward import GalaxyParams, ModelSpec, make_params, validate_params
 from jaxgrad.inference import priors as _pri
 from jaxgrad.inference.data import GalaxyData, Obs, logoh_range
-from jaxgrad.inference.likelihood import line_scatter, log_likelihood, pixel_sigma_ln
+from jaxgrad.inference.likelihood import add_scatter, line_scatter, log_likelihood, pixel_sigma_ln, predict
 from jaxgrad.inference.optim import find_map
 from jaxgrad.inference.sampler import FlatModel, diagnose, flatten_model, nuts_from_map
 
@@ -59,20 +59,20 @@ class BranchWarning(UserWarning):
     """The data barely prefer one branch of a double-valued calibration."""
 
 
-def galaxy_model(obs: Obs, *, spec: ModelSpec, kind: str, priors: dict, base: GalaxyParams, sigma_ln):
+def galaxy_model(obs: Obs, *, spec: ModelSpec, kind: str, priors: dict, base: GalaxyParams):
     """NumPyro model of one galaxy.
 
     Args:
-        obs: the data (dynamic argument).
+        obs: the data (dynamic argument), calibration scatter folded into its errors
+            (:func:`~jaxgrad.inference.likelihood.add_scatter`; ``GalaxyModel.obs``).
         spec: static model spec; kind: ``"maps"``/``"cube"``.
         priors: name -> scalar distribution of every sampled GalaxyParams field.
         base: GalaxyParams holding the fixed values.
-        sigma_ln: calibration scatter s ln 10 per data plane ``[K]``.
     """
     dtype = base.r_e.dtype
     vals = {k: jnp.asarray(numpyro.sample(k, d), dtype) for k, d in priors.items()}
     p = base._replace(**vals)
-    numpyro.factor("loglik", log_likelihood(p, obs, spec, kind, sigma_ln))
+    numpyro.factor("loglik", log_likelihood(p, obs, spec, kind))
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +88,9 @@ class GalaxyModel:
         scatter_used: diagnostic -> (dex, source).
         branch: ``"lower"``/``"upper"`` if the logoh0 prior is restricted, else None.
         flat: the :class:`~jaxgrad.inference.sampler.FlatModel` (args = ``(obs,)``).
+        obs: the data as the likelihood uses them, calibration scatter folded into the
+            errors (:func:`~jaxgrad.inference.likelihood.add_scatter`); after
+            :func:`fit_galaxy`, with the first-pass MAP model as reference flux.
     """
 
     data: GalaxyData
@@ -98,6 +101,7 @@ class GalaxyModel:
     scatter_used: dict
     branch: str | None
     flat: FlatModel
+    obs: Obs
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -106,7 +110,17 @@ class GalaxyModel:
     def model(self, obs: Obs):
         """The NumPyro model function (for Predictive, initialize_model, MCMC, ...)."""
         return galaxy_model(obs, spec=self.data.spec, kind=self.data.kind, priors=self.priors,
-                            base=self.base, sigma_ln=self.sigma_ln)
+                            base=self.base)
+
+    def with_reference(self, params: GalaxyParams) -> GalaxyModel:
+        """A copy whose calibration-scatter variance uses the model of ``params`` as
+        reference flux (see :mod:`jaxgrad.inference.likelihood`)."""
+        ref = _predict_jit(params, self.data.spec, self.data.kind, self.data.obs().psf_image)
+        return replace(self, obs=add_scatter(self.data.obs(), self.sigma_ln, ref))
+
+    def vg(self):
+        """Compiled ``(u, obs) -> (U, ∇U)`` of the flat potential (obs dynamic)."""
+        return _vg_cache(self.flat.potential)
 
     def params_from(self, values: dict) -> GalaxyParams:
         """GalaxyParams with the sampled values replaced (scalars or arrays)."""
@@ -163,17 +177,20 @@ def build_galaxy_model(data: GalaxyData, priors=None, fixed=None, cal_scatter="c
         raise ValueError("nothing to sample: every parameter is fixed")
 
     def model(obs):
-        return galaxy_model(obs, spec=spec, kind=data.kind, priors=pri, base=base, sigma_ln=sigma_ln)
+        return galaxy_model(obs, spec=spec, kind=data.kind, priors=pri, base=base)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
-        flat = flatten_model(model, (data.obs(),), key)
-    return GalaxyModel(data, pri, fixed, base, sigma_ln, used, branch, flat)
+        obs = add_scatter(data.obs(), sigma_ln)
+        flat = flatten_model(model, (obs,), key)
+    return GalaxyModel(data, pri, fixed, base, sigma_ln, used, branch, flat, obs)
 
 
-def potential_vg(gm: GalaxyModel, obs: Obs):
-    """Compiled ``u -> (U(u), ∇U(u))`` of a galaxy model's flat potential."""
-    return jax.jit(jax.value_and_grad(lambda u: gm.flat.potential(u, obs)))
+_predict_jit = jax.jit(predict, static_argnums=(1, 2))
+
+
+def _vg_cache(potential):
+    return jax.jit(jax.value_and_grad(potential))
 
 
 def _to_coords(gm_from: GalaxyModel, gm_to: GalaxyModel, u, cov):
@@ -323,8 +340,8 @@ def _make_idata(gm: GalaxyModel, run, config: dict, obs: Obs):
     plane = "line" if data.kind == "maps" else "channel"
     coords = {plane: list(data.spec.lines) if data.kind == "maps" else np.arange(data.maps.shape[0])}
     n_c, n_s = st["num_steps"].shape
-    const = {"errs": np.asarray(data.errs), "mask": np.asarray(data.mask, np.int8),
-             "sigma_ln": np.asarray(gm.sigma_ln)}
+    const = {"errs": np.asarray(data.errs), "errs_eff": np.asarray(gm.obs.err),
+             "mask": np.asarray(data.mask, np.int8), "sigma_ln": np.asarray(gm.sigma_ln)}
     for k, v in gm.base._asdict().items():
         if k not in gm.priors:
             const[f"fixed_{k}"] = np.asarray(v, float)
@@ -341,7 +358,8 @@ def _make_idata(gm: GalaxyModel, run, config: dict, obs: Obs):
         observed_data={"maps": np.asarray(data.maps)},
         constant_data=const,
         coords=coords,
-        dims={"maps": [plane, "y", "x"], "errs": [plane, "y", "x"], "mask": [plane, "y", "x"],
+        dims={"maps": [plane, "y", "x"], "errs": [plane, "y", "x"], "errs_eff": [plane, "y", "x"],
+              "mask": [plane, "y", "x"],
               "sigma_ln": [plane]},
         attrs={"config": json.dumps(config), "jaxgrad_model": "galaxy_forward"},
     )
@@ -387,7 +405,6 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     key = jax.random.key(seed)
     k_map, k_nuts = jax.random.split(key)
     spec = data.spec
-    obs = data.obs()
     gm0 = build_galaxy_model(data, priors, fixed, cal_scatter, None)
     candidates = [None]
     if "logoh0" in gm0.priors:
@@ -400,10 +417,24 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     if candidates != [None]:
         a, b = _pri.box_bounds(gm0.priors["logoh0"])
         branch_values = tuple(v for v in (0.5 * (a + turn), 0.5 * (turn + b)) if a < v < b)
-    vg0 = potential_vg(gm0, obs)
+    vg = gm0.vg()
     t0 = time.perf_counter()
     starts = _map_starts(gm0, k_map, n_map_starts, branch_values)
-    maps = [find_map(vg0, s0) for s0 in starts]
+    n_evals = 0
+    if np.any(gm0.sigma_ln > 0):
+        # pass 1: noise-only MAP -> reference model for the calibration-scatter variance
+        obs_raw = gm0.data.obs()
+        first = [find_map(lambda u: vg(u, obs_raw), s0) for s0 in starts]
+        n_evals += sum(m.num_evals for m in first)
+        ok1 = [m for m in first if np.isfinite(m.value)]
+        if not ok1:
+            raise RuntimeError(f"galaxy {data.name!r}: every MAP start gave a non-finite potential")
+        best1 = min(ok1, key=lambda m: m.value)
+        gm0 = gm0.with_reference(gm0.params_from(gm0.flat.constrain(jnp.asarray(best1.x), obs_raw)))
+        starts = np.concatenate([np.asarray(best1.x)[None], starts], axis=0)
+    obs = gm0.obs
+    maps = [find_map(lambda u: vg(u, obs), s0) for s0 in starts]
+    n_evals += sum(m.num_evals for m in maps)
     t_map = time.perf_counter() - t0
     ok = [m for m in maps if np.isfinite(m.value)]
     if not ok:
@@ -414,7 +445,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
         br = None if candidates == [None] else ("lower" if z <= turn else "upper")
         if br in candidates and (br not in best or m.value < best[br].value):
             best[br] = m
-    if not best:  # a requested branch was never reached: start it from its midpoint
+    if not best:  # a requested branch was never reached
         best = {candidates[0]: min(ok, key=lambda m: m.value)}
     chosen = min(best, key=lambda br: best[br].value)
     m = best[chosen]
@@ -428,7 +459,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     if chosen is None:
         gm, u_map, cov = gm0, m.x, m.cov
     else:
-        gm = build_galaxy_model(data, priors, fixed, cal_scatter, chosen)
+        gm = replace(build_galaxy_model(data, priors, fixed, cal_scatter, chosen), obs=obs)
         u_map, cov = _to_coords(gm0, gm, m.x, m.cov)
     u_map = jnp.asarray(u_map, gm.flat.u_init.dtype)
     run = nuts_from_map(gm.flat, (obs,), key=k_nuts, u_map=u_map, cov=cov, num_warmup=num_warmup,
@@ -436,7 +467,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
                         max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob)
     diag = diagnose(run, gm.names, max_tree_depth, key_param="grad_z" if "grad_z" in gm.names else None)
     map_vals = {k: float(v) for k, v in gm.flat.constrain(u_map, obs).items() if k in gm.names}
-    diag.update({"branch": gm.branch, "map_evals": int(sum(mm.num_evals for mm in maps)),
+    diag.update({"branch": gm.branch, "map_evals": int(n_evals),
                  "map_s": t_map, "map_grad_norm": float(m.grad_norm), "map_potential": float(m.value),
                  "n_bad_masked": data.n_bad_masked,
                  "frac_z_out_of_range": _frac_out_of_range(gm, run.samples)})

@@ -2,9 +2,10 @@
 
 :func:`simulate_galaxy` renders the forward model and adds Gaussian noise of one
 constant σ for all lines, set so that the brightest line has mean S/N ``snr`` within
-R_e (the convention of Paper A's mock suite, SCIENCE.md §7). Optionally the likelihood's
-calibration-scatter term is simulated too (``sigma_ln``), which makes the mock an exact
-draw from the model's own likelihood (needed for SBC).
+R_e (the convention of Paper A's mock suite, SCIENCE.md §7). Optionally an intrinsic
+calibration scatter is simulated too (``sigma_ln``): each model flux is multiplied by
+exp(s ln10 · N(0, 1)) independently per pixel and line — the log-normal scatter the
+likelihood's scatter term linearises.
 """
 
 from __future__ import annotations
@@ -47,14 +48,16 @@ def simulate_planes(key, params: GalaxyParams, spec: ModelSpec, sigma, kind: str
         spec: model spec.
         sigma: noise σ (scalar or broadcastable to the planes), flux units.
         kind: ``"maps"`` or ``"cube"``.
-        sigma_ln: optional calibration scatter s ln 10 per plane ``[K]``: adds the
-            likelihood's (m s ln 10)² variance.
+        sigma_ln: optional calibration scatter s ln 10 per plane ``[K]`` (log-normal,
+            independent per pixel).
     """
     model = predict(params, spec, kind)
-    var = jnp.broadcast_to(jnp.asarray(sigma, model.dtype) ** 2, model.shape)
+    k_noise, k_scat = jax.random.split(key)
     if sigma_ln is not None:
-        var = var + (model * jnp.asarray(sigma_ln, model.dtype)[:, None, None]) ** 2
-    return model + jnp.sqrt(var) * jax.random.normal(key, model.shape, model.dtype)
+        sl = jnp.asarray(sigma_ln, model.dtype)[:, None, None]
+        model = model * jnp.exp(sl * jax.random.normal(k_scat, model.shape, model.dtype))
+    sig = jnp.broadcast_to(jnp.asarray(sigma, model.dtype), model.shape)
+    return model + sig * jax.random.normal(k_noise, model.shape, model.dtype)
 
 
 def simulate_galaxy(key, params: GalaxyParams, spec: ModelSpec, snr: float = 30.0,
