@@ -69,12 +69,16 @@ def measure_batch_jax(batch: MockBatch, suite: SuiteSpec) -> dict[str, jax.Array
     q = jnp.ones((B,), dtype)
     zeros = jnp.zeros((B,), dtype)
     geom = _geom.Geometry(zeros, zeros, jnp.ones((B,), dtype), zeros, zeros, zeros, jnp.ones((B,), bool))
-    rmax = jnp.full((B,), jnp.inf, dtype)
+    from jaxgrad.pipeline.core import make_options
+
+    opts = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(jnp.asarray(v), (B,)),
+                                  make_options(max_radius_kpc=None, outer_snr=3.0, radius_mode="midpoint",
+                                               dtype=dtype))
     z = batch.params.z.astype(dtype)
     if centres is not None:
-        out = fn(data, errs, jnp.asarray(centres, dtype), z, fwhm, q, geom, rmax)
+        out = fn(data, errs, jnp.asarray(centres, dtype), z, fwhm, q, geom, opts)
     else:
-        out = fn(data, errs, z, fwhm, q, geom, rmax)
+        out = fn(data, errs, z, fwhm, q, geom, opts)
     bins = out.bins
     use = bins.valid & bins.m1.measurable & jnp.isfinite(bins.m1.median)
     r = bins.radius
