@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every GPU check in one command (the device machine has no astropy/arviz/emcee; the
+# benchmarks' GPU paths import none of them). Usage on the GPU machine, repo root:
+#   OUT=/some/dir bash benchmarks/gpu_run.sh [quick]
+# Writes benchmarks/results/*_gpu.json and copies them plus logs to $OUT.
+set -u
+export PYTHONPATH=.:${PYTHONPATH:-} PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+OUT=${OUT:-/tmp/jaxgrad_gpu_out}
+mkdir -p "$OUT"
+Q=${1:-}
+LOG="$OUT/gpu_log.txt"
+{
+  date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
+  python -c "import jax, numpyro; print('jax', jax.__version__, 'numpyro', numpyro.__version__, jax.devices())"
+} > "$LOG" 2>&1
+run() {  # name, time limit (s), command...
+  local name=$1 lim=$2; shift 2
+  echo "=== $name (limit ${lim}s) $(date -u +%T)" >> "$LOG"
+  timeout "$lim" "$@" >> "$LOG" 2>&1; echo "=== $name rc=$? $(date -u +%T)" >> "$LOG"
+}
+if [ "$Q" = quick ]; then
+  run forward 120 python benchmarks/forward.py --gpu --no-dysmalpy --batches 1 64 --repeats 2
+  run mocks 200 python benchmarks/mocks.py --gpu --batches 64 --n-suite 200 --million 2000 --large-chunk 1000 --time-limit 30
+  run inference 200 python benchmarks/inference.py --gpu --quick
+else
+  run forward 100 python benchmarks/forward.py --gpu --no-dysmalpy
+  run mocks 200 python benchmarks/mocks.py --gpu --million 1000000 --large-chunk 16384 --time-limit 90
+  run inference 150 python benchmarks/inference.py --gpu --time-limit 120
+  run reference_tests 60 python -m pytest -q -p no:cacheprovider tests/test_reference_forward.py -k "float32 or cube"
+fi
+cp benchmarks/results/*_gpu.json "$OUT"/ 2>/dev/null
+ls -la "$OUT" >> "$LOG"
