@@ -533,16 +533,22 @@ def method2_inversion(flux, err, spec: MetallicitySpec, av_fallback=0.0) -> Meth
     return Method2Result(logoh=z, err=s, valid=has, reference=refs)
 
 
-def paper_b_loglike(logoh, av, f_hb, flux, err, spec: MetallicitySpec):
+def paper_b_loglike(logoh, av, f_hb, flux, err, spec: MetallicitySpec, normalised: bool = False):
     """Paper B's joint log-likelihood of (12+log(O/H), A_V, f_Hβ) for one bin.
 
     Paper B (Li et al.) writes L ∝ exp(−½ Σ_i (f_i − R_i(Z) f_Hβ)² / (σ_i² + f_Hβ² σ_Ri²))
     with f_i the de-reddened fluxes, R_i the expected ratio to Hβ (case B for Balmer
     lines, the calibration otherwise, :meth:`Calibration.line_log_ratios`) and σ_Ri its
     intrinsic scatter (R_i ln10 s_i, s_i from ``spec.line_scatter``). It is evaluated
-    here in observed-flux space — model_i = f_Hβ R_i 10^{−0.4 A_V k_i}, variance
-    σ_obs,i² + (model_i ln10 s_i)² — which has exactly Paper B's exponent and adds the
-    normalisation −½ Σ log(variance) that a variance depending on f_Hβ needs.
+    in observed-flux space — model_i = f_Hβ R_i 10^{−0.4 A_V k_i}, variance
+    σ_obs,i² + (model_i ln10 s_i)² — which is exactly Paper B's exponent (de-reddening
+    numerator and denominator by the same factor cancels).
+
+    ``normalised=False`` is Paper B's expression as published (the exponent only).
+    ``normalised=True`` adds −½ Σ log(variance), the normalisation of a Gaussian whose
+    variance depends on the parameters: the proper likelihood of "flux = model × 10^ε +
+    noise" in the Gaussian approximation, but its maximum is pulled towards smaller
+    model fluxes when the intrinsic scatter dominates the variance.
 
     Lines below S/N ``snr_min`` or unpredictable by the calibration are left out.
 
@@ -552,6 +558,7 @@ def paper_b_loglike(logoh, av, f_hb, flux, err, spec: MetallicitySpec):
         f_hb: dust-free Hβ flux (same unit as ``flux``).
         flux, err: observed ``[L]`` line fluxes and errors.
         spec: :class:`MetallicitySpec`.
+        normalised: include the variance normalisation (see above).
 
     Returns:
         Scalar log-likelihood (up to a constant).
@@ -574,4 +581,5 @@ def paper_b_loglike(logoh, av, f_hb, flux, err, spec: MetallicitySpec):
     model = f_hb * 10.0 ** (logr - 0.4 * av * k)
     var = jnp.where(use, E, 1.0) ** 2 + (model * LN10 * s) ** 2
     r = jnp.where(use, F - model, 0.0)
-    return -0.5 * jnp.sum(jnp.where(use, r**2 / var + jnp.log(var), 0.0))
+    term = r**2 / var + (jnp.log(var) if normalised else 0.0)
+    return -0.5 * jnp.sum(jnp.where(use, term, 0.0))

@@ -22,6 +22,7 @@ for a ``numpy.random.Generator`` (emcee's own state is seeded from it).
 from __future__ import annotations
 
 import warnings
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
@@ -110,18 +111,28 @@ def to_inference_data(results: dict[str, SamplerResult], n_bins: int | None = No
     return idata
 
 
-def _run_nuts(key, model, num_warmup, num_samples, num_chains, target_accept=0.8, **kw):
-    import time
+@lru_cache(maxsize=32)
+def _mcmc(model, num_warmup: int, num_samples: int, num_chains: int, target_accept: float):
+    """A cached NumPyro MCMC object for a module-level model taking its data as arguments.
 
+    With ``jit_model_args=True`` NumPyro compiles the sampler once per argument shapes and
+    reuses it for new data: repeated fits (many galaxies, benchmarks) skip compilation.
+    """
     from numpyro.infer import MCMC, NUTS
 
-    mcmc = MCMC(NUTS(model, target_accept_prob=target_accept), num_warmup=num_warmup,
+    return MCMC(NUTS(model, target_accept_prob=target_accept), num_warmup=num_warmup,
                 num_samples=num_samples, num_chains=num_chains, progress_bar=False,
-                chain_method="sequential")
+                chain_method="sequential", jit_model_args=True)
+
+
+def _run_nuts(key, model, num_warmup, num_samples, num_chains, *args, target_accept=0.8):
+    import time
+
+    mcmc = _mcmc(model, int(num_warmup), int(num_samples), int(num_chains), float(target_accept))
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
-        mcmc.run(key, **kw)
+        mcmc.run(key, *args, extra_fields=("diverging",))
     samples = mcmc.get_samples(group_by_chain=True)
     jax.block_until_ready(samples)
     wall = time.perf_counter() - t
@@ -151,71 +162,88 @@ def method1_numpyro(key, flux, err, spec: _met.MetallicitySpec, *, av_fallback=0
         (unmeasurable bins are sampled from their prior and flagged in
         ``extra["measurable"]``).
     """
-    import numpyro
-    import numpyro.distributions as dist
-
     flux = jnp.atleast_2d(jnp.asarray(flux))
     err = jnp.atleast_2d(jnp.asarray(err))
     K = flux.shape[0]
     avf = jnp.broadcast_to(jnp.asarray(av_fallback, flux.dtype), (K,))
-    m1 = jax.vmap(lambda f, e, a: _met.method1_grid(f, e, spec, a))(flux, err, avf)
+    m1 = _method1_grid_batch(spec)(flux, err, avf)
     meas = np.asarray(m1.measurable)
     lo = jnp.where(m1.measurable, m1.support[:, 0], spec.grid[0])
     hi = jnp.where(m1.measurable, m1.support[:, 1], spec.grid[1])
     use = m1.used & m1.measurable[:, None]
-    cal = _cal.get(spec.calibration)
     scat2 = jnp.asarray(spec.scatter, flux.dtype) ** 2
     var = m1.sy**2 + scat2[None]
-
-    def model():
-        with numpyro.plate("bin", K):
-            z = numpyro.sample("logoh", dist.Uniform(lo, hi))
-        pred = jnp.stack([cal.predict(d, z) for d in spec.diagnostics], axis=-1)  # [K, D]
-        ll = -0.5 * jnp.sum(jnp.where(use, (m1.y - pred) ** 2 / var, 0.0))
-        numpyro.factor("like", ll)
-
-    samples, wall, extra = _run_nuts(key, model, num_warmup, num_samples, num_chains)
+    samples, wall, extra = _run_nuts(key, _method1_model(spec), num_warmup, num_samples,
+                                     num_chains, m1.y, var, use, lo, hi)
     extra["measurable"] = meas
     return _summarise(samples, wall, extra)
 
 
+@lru_cache(maxsize=32)
+def _method1_grid_batch(spec):
+    return jax.jit(jax.vmap(lambda f, e, a: _met.method1_grid(f, e, spec, a)))
+
+
+@lru_cache(maxsize=32)
+def _method1_model(spec):
+    import numpyro
+    import numpyro.distributions as dist
+
+    cal = _cal.get(spec.calibration)
+
+    def model(y, var, use, lo, hi):
+        with numpyro.plate("bin", y.shape[0]):
+            z = numpyro.sample("logoh", dist.Uniform(lo, hi))
+        pred = jnp.stack([cal.predict(d, z) for d in spec.diagnostics], axis=-1)  # [K, D]
+        numpyro.factor("like", -0.5 * jnp.sum(jnp.where(use, (y - pred) ** 2 / var, 0.0)))
+
+    return model
+
+
 # --------------------------------------------------------------------------- Paper B
 def paper_b_numpyro(key, flux, err, spec: _met.MetallicitySpec, *, av_max: float = 4.0,
-                    num_warmup: int = 500, num_samples: int = 1000, num_chains: int = 1):
+                    normalised: bool = False, num_warmup: int = 500, num_samples: int = 1000,
+                    num_chains: int = 1):
     """Sample Paper B's joint (12+log(O/H), A_V, f_Hβ) per bin with NUTS.
 
     Priors: flat in 12+log(O/H) over the calibration grid, flat A_V in [0, av_max] mag,
     flat f_Hβ in (0, 20 F_max) with F_max the bin's largest used flux. The likelihood is
-    :func:`~jaxgrad.pipeline.metallicity.paper_b_loglike`.
+    :func:`~jaxgrad.pipeline.metallicity.paper_b_loglike` (``normalised`` passed on).
 
     Returns:
         :class:`SamplerResult` with ``logoh``, ``av`` and ``f_hb`` (flux unit of the
         input), each ``[chains, draws, K]``.
     """
-    import numpyro
-    import numpyro.distributions as dist
-
     flux = jnp.atleast_2d(jnp.asarray(flux))
     err = jnp.atleast_2d(jnp.asarray(err))
-    K = flux.shape[0]
-    used = jax.vmap(lambda f, e: _met.line_used(f, e, spec.snr_min))(flux, err)
+    used = _met.line_used(flux, err, spec.snr_min)
     fmax = jnp.max(jnp.where(used, flux, 0.0), axis=1)
     scale = jnp.where(fmax > 0, fmax, 1.0)
     fn = flux / scale[:, None]
     en = err / scale[:, None]
+    samples, wall, extra = _run_nuts(key, _paper_b_model(spec, float(av_max), bool(normalised)),
+                                     num_warmup, num_samples, num_chains, fn, en)
+    samples["f_hb"] = samples.pop("f_hb_norm") * np.asarray(scale)[None, None, :]
+    return _summarise(samples, wall, extra)
+
+
+@lru_cache(maxsize=32)
+def _paper_b_model(spec, av_max, normalised):
+    import numpyro
+    import numpyro.distributions as dist
+
     zlo, zhi, _ = spec.grid
 
-    def model():
-        with numpyro.plate("bin", K):
+    def model(fn, en):
+        with numpyro.plate("bin", fn.shape[0]):
             z = numpyro.sample("logoh", dist.Uniform(zlo, zhi))
             av = numpyro.sample("av", dist.Uniform(0.0, av_max))
             fh = numpyro.sample("f_hb_norm", dist.Uniform(0.0, 20.0))
-        ll = jax.vmap(lambda a, b, c, f, e: _met.paper_b_loglike(a, b, c, f, e, spec))(z, av, fh, fn, en)
+        ll = jax.vmap(lambda a, b, c, f, e: _met.paper_b_loglike(a, b, c, f, e, spec, normalised))(
+            z, av, fh, fn, en)
         numpyro.factor("like", jnp.sum(ll))
 
-    samples, wall, extra = _run_nuts(key, model, num_warmup, num_samples, num_chains)
-    samples["f_hb"] = samples.pop("f_hb_norm") * np.asarray(scale)[None, None, :]
-    return _summarise(samples, wall, extra)
+    return model
 
 
 # --------------------------------------------------------------------------- gradient
@@ -241,21 +269,26 @@ def fit_gradient_numpyro(key, r, logoh, err, mask=None, *, num_warmup: int = 100
     Returns:
         :class:`SamplerResult` with ``z0`` and ``grad`` samples ``[chains, draws]``.
     """
+    if mask is None:
+        mask = np.ones(np.shape(r), bool)
+    _clean(r, logoh, err, mask)  # validation: at least two usable bins
+    r, y, e = (np.asarray(a, float) for a in (r, logoh, err))
+    m = np.asarray(mask, bool) & np.isfinite(r) & np.isfinite(y) & np.isfinite(e) & (e > 0)
+    data = (jnp.asarray(np.where(m, r, 0.0)), jnp.asarray(np.where(m, y, 0.0)),
+            jnp.asarray(np.where(m, e, 1.0)), jnp.asarray(m),
+            jnp.asarray(z0_bounds, float), jnp.asarray(grad_bounds, float))
+    samples, wall, extra = _run_nuts(key, _gradient_model, num_warmup, num_samples, num_chains,
+                                     *data)
+    return _summarise(samples, wall, extra)
+
+
+def _gradient_model(r, y, e, m, z0_bounds, grad_bounds):
     import numpyro
     import numpyro.distributions as dist
 
-    if mask is None:
-        mask = np.ones(np.shape(r), bool)
-    r, y, e = _clean(r, logoh, err, mask)
-    rj, yj, ej = (jnp.asarray(a) for a in (r, y, e))
-
-    def model():
-        z0 = numpyro.sample("z0", dist.Uniform(*z0_bounds))
-        g = numpyro.sample("grad", dist.Uniform(*grad_bounds))
-        numpyro.sample("obs", dist.Normal(z0 + g * rj, ej), obs=yj)
-
-    samples, wall, extra = _run_nuts(key, model, num_warmup, num_samples, num_chains)
-    return _summarise(samples, wall, extra)
+    z0 = numpyro.sample("z0", dist.Uniform(z0_bounds[0], z0_bounds[1]))
+    g = numpyro.sample("grad", dist.Uniform(grad_bounds[0], grad_bounds[1]))
+    numpyro.sample("obs", dist.Normal(z0 + g * r, e).mask(m), obs=y)
 
 
 def fit_gradient_emcee(r, logoh, err, mask=None, *, n_walkers: int = 64, n_steps: int = 2000,
