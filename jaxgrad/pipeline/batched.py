@@ -316,6 +316,11 @@ def batched_gradient_from_maps(maps, errs, lines, pixel_scale: float, z, psf_fwh
     if L != len(lines):
         raise ValueError(f"maps have {L} line maps but {len(lines)} line names were given")
     dtype = jnp.result_type(maps, float)
+    fw_np = np.asarray(psf_fwhm, float)
+    per_line = fw_np.ndim == 2 or (fw_np.ndim == 1 and fw_np.shape == (L,) and L != B)
+    # nothing to homogenise when every map of a galaxy has the same PSF: skip the step
+    # (it is exact then, and compiling it costs time)
+    homogenise = bool(homogenise and per_line and np.any(np.ptp(np.atleast_2d(fw_np), axis=-1) > 0))
     spec, _ = make_chain_spec(
         lines, pixel_scale, ny, nx, calibration=calibration, diagnostics=diagnostics,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
@@ -410,6 +415,9 @@ def batched_gradient_from_cubes(cubes, errs, wavelengths_um, lines, pixel_scale:
     dtype = jnp.result_type(cubes, float)
     lf = linefit_spec_for(lines, centres, sigma_init_kms=sigma_init_kms, broad=broad,
                           **(linefit_options or {}))
+    fw_np = np.asarray(psf_fwhm, float)
+    homogenise = bool(homogenise and fw_np.ndim >= 1 and fw_np.shape[-1] == C
+                      and np.any(np.ptp(np.atleast_2d(fw_np), axis=-1) > 0))
     spec, _ = make_chain_spec(
         lines, pixel_scale, ny, nx, calibration=calibration, diagnostics=diagnostics,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,

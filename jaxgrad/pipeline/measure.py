@@ -457,9 +457,9 @@ def measure_maps(maps, errs, lines, pixel_scale: float, z: float, psf_fwhm,
         all_lines, pixel_scale, m.shape[1], m.shape[2], calibration=calibration, diagnostics=diags,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
         fit_geometry=fit_geom, geometry_psf_deconvolve=geometry_psf_deconvolve,
-        homogenise=homogenise, snr_min=snr_min, default_scatter=default_scatter,
-        dust_correct=dust_correct, dust_law=dust_law, n_grid=n_grid,
-        min_bins_method2=min_bins_method2, warn=False)
+        homogenise=bool(homogenise and np.ptp(fw) > 0), snr_min=snr_min,
+        default_scatter=default_scatter, dust_correct=dust_correct, dust_law=dust_law,
+        n_grid=n_grid, min_bins_method2=min_bins_method2, warn=False)
     opts = _core.make_options(max_radius_kpc, outer_snr, radius_mode, dtype)
     rmax = opts.max_radius_kpc
     args = (jnp.asarray(m, dtype), jnp.asarray(e, dtype), jnp.asarray(z, dtype),

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from pipe_helpers import make_maps, PIX
+from pipe_helpers import PIX, make_maps
 
 import jaxgrad as jg
 
