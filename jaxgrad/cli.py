@@ -1,6 +1,7 @@
 """The ``jaxgrad`` command line.
 
     jaxgrad demo [--out DIR] [--quick]
+    jaxgrad fit CONFIG.toml
     jaxgrad calibrations list
     jaxgrad calibrations eval NAME DIAG LOGOH [LOGOH ...] [--logu X]
     jaxgrad calibrations invert NAME DIAG LOGRATIO [--branch lower|upper]
@@ -132,6 +133,21 @@ def _cmd_calibrations(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ fit
+def _cmd_fit(args) -> int:
+    from jaxgrad.fitconfig import run_fit
+
+    res = run_fit(args.config)
+    if "grad_z" in res:
+        lo, hi = res["grad_z_68"]
+        print(f"{res['name']}: ∇Z = {res['grad_z']:+.4f} dex/kpc (68%: {lo:+.4f} … {hi:+.4f}), "
+              f"Z0 = {res['logoh0']:.3f}, divergences {res['divergences']}")
+    else:
+        print(f"population of {res['n_galaxies']} galaxies fitted")
+    print(f"wrote {', '.join(res['files'])} to {res['out']}/")
+    return 0
+
+
 # ---------------------------------------------------------------------------- mocks
 def _cmd_mocks(args) -> int:
     import numpy as np
@@ -213,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     ci.add_argument("values", type=float, nargs="+", help="log10 ratios")
     ci.add_argument("--branch", choices=("lower", "upper"), default=None)
     c.set_defaults(func=_cmd_calibrations)
+
+    f = sub.add_parser("fit", help="forward-model fit of one galaxy or a population (CONFIG.toml)")
+    f.add_argument("config", help="TOML configuration (see jaxgrad.fitconfig for every key)")
+    f.set_defaults(func=_cmd_fit)
 
     m = sub.add_parser("mocks", help="beam-smearing mock suites: run and fit correction curves")
     msub = m.add_subparsers(dest="action", required=True)

@@ -72,3 +72,61 @@ def test_population_command_on_shipped_cristal_table(tmp_path):
     assert cli.main(["population", str(data.path("cristal_t3_gradients")), "--column",
                      "grad_method2_median_dex_per_kpc", "--dropna", "--quick", "--json", str(tmp_path / "y.json")]) == 0
     assert json.loads((tmp_path / "y.json").read_text())["n"] == 18
+
+
+def _write_fit_inputs(tmp_path, n_warm=150, n_samp=150):
+    import numpy as np
+
+    import jaxgrad as jg
+    from jaxgrad import io
+
+    spec = jg.ModelSpec(lines=("OII_3727_30", "Hb", "OIII_5008"), ny=16, nx=16, pixel_scale=0.1)
+    p = jg.make_params(logoh0=7.7, grad_z=-0.05, z=2.0, psf_fwhm=0.15, r_e=1.5, inc=30.0)
+    maps = np.asarray(jg.line_maps(p, spec))
+    err = np.full_like(maps, 0.02 * maps.max())
+    noisy = maps + err * np.random.default_rng(0).normal(size=maps.shape)
+    io.write_maps(tmp_path / "g.fits", noisy, err, spec.lines, 0.1)
+    cfg = f"""
+[model]
+lines = ["OII_3727_30", "Hb", "OIII_5008"]
+calibration = "sanders24"
+[sampler]
+num_warmup = {n_warm}
+num_samples = {n_samp}
+seed = 1
+[output]
+dir = "{tmp_path / 'out'}"
+[[galaxy]]
+name = "mock"
+maps = "g.fits"
+z = 2.0
+psf_fwhm = 0.15
+known = {{ inc = 30.0, pa = 0.0, r_e = 1.5 }}
+"""
+    (tmp_path / "fit.toml").write_text(cfg)
+    return tmp_path / "fit.toml"
+
+
+@pytest.mark.slow
+def test_fit_command_recovers_gradient_from_fits_maps(tmp_path):
+    cfg = _write_fit_inputs(tmp_path)
+    assert cli.main(["fit", str(cfg)]) == 0
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    lo, hi = res["grad_z_68"]
+    assert lo - 0.02 < -0.05 < hi + 0.02
+    for f in res["files"]:
+        assert (tmp_path / "out" / f).exists()
+
+
+def test_fit_config_errors(tmp_path):
+    cfg = _write_fit_inputs(tmp_path)
+    text = cfg.read_text()
+    (tmp_path / "bad1.toml").write_text(text.replace("[sampler]", "[sampler]\nnum_steps = 3"))
+    (tmp_path / "bad2.toml").write_text(text.replace('maps = "g.fits"', 'maps = "missing.fits"'))
+    (tmp_path / "bad3.toml").write_text(text.replace('z = 2.0\n', ""))
+    (tmp_path / "bad.txt").write_text(text)
+    for name, needle in [("bad1.toml", "unknown key"), ("bad2.toml", "missing.fits"), ("bad3.toml", "redshift"),
+                         ("bad.txt", ".toml"), ("nope.toml", "does not exist")]:
+        res = run("fit", str(tmp_path / name))
+        assert res.returncode != 0, name
+        assert "Traceback" not in res.stderr and needle in res.stderr, (name, res.stderr)
