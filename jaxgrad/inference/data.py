@@ -261,7 +261,10 @@ def pad_to(data: GalaxyData, ny: int, nx: int) -> GalaxyData:
     Padding is split as evenly as possible; the known centre (x0, y0) is shifted by half
     the left/right (bottom/top) difference so the galaxy stays where it was. Sampled
     centres would need their priors shifted the same way; padding is meant for known
-    geometry.
+    geometry. The model of the padded field also contains light the PSF scatters in
+    from outside the original field (which a model of the small field omits), so
+    padding changes edge pixels' predictions by a fraction of the PSF wings — the
+    padded model is the more physical one.
     """
     k, oy, ox = data.maps.shape
     if ny < oy or nx < ox:

@@ -1,0 +1,45 @@
+"""Sampler plumbing: divergences are reported loudly; ESS and R-hat helpers."""
+
+import warnings
+
+import jax
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from jaxgrad.inference.galaxy import summary_table
+from jaxgrad.inference.sampler import DivergenceWarning, diagnose, ess_bulk, flatten_model, rhat_rank, run_nuts
+
+
+def _funnel():
+    y = numpyro.sample("y", dist.Normal(0.0, 3.0))
+    numpyro.sample("x", dist.Normal(0.0, jax.numpy.exp(y / 2)).expand([4]).to_event(1))
+
+
+def test_divergences_are_loud_in_warning_field_and_summary():
+    flat = flatten_model(_funnel, ())
+    run = run_nuts(flat, (), flat.u_init[None], key=jax.random.key(0), num_warmup=100,
+                   num_samples=300, dense_mass=False, target_accept_prob=0.6)
+    with pytest.warns(DivergenceWarning, match="divergent transition"):
+        d = diagnose(run, flat.names, 8)
+    assert d["divergences"] > 0 and d["divergent_fraction"] > 0
+    table = summary_table(run.samples, ["y"], d)
+    assert table.attrs["divergences"] == d["divergences"]
+    assert "divergent" in table.attrs["warning"]
+
+
+def test_ess_and_rhat_helpers():
+    rng = np.random.default_rng(0)
+    iid = rng.normal(size=(2, 2000))
+    assert 3000 < ess_bulk(iid) < 5000
+    assert abs(rhat_rank(iid) - 1) < 0.01
+    ar = np.zeros((1, 4000))
+    for t in range(1, 4000):
+        ar[0, t] = 0.9 * ar[0, t - 1] + rng.normal()
+    assert ess_bulk(ar) < 400  # tau ~ (1 + 0.9)/(1 - 0.9) = 19
+    shifted = np.stack([rng.normal(size=1000), rng.normal(size=1000) + 3])
+    assert rhat_rank(shifted) > 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(ess_bulk(np.ones((1, 100))))
