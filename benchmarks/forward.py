@@ -66,7 +66,7 @@ def main(argv=None):
     from jaxgrad.forward import model as fm
 
     warnings.simplefilter("ignore")
-    batches = args.batches or ([1, 16] if args.quick else ([1, 64, 1024, 4096, 16384] if args.gpu else [1, 64, 1024]))
+    batches = args.batches or ([1, 16] if args.quick else ([1, 1024, 16384] if args.gpu else [1, 64, 1024]))
     repeats = args.repeats or (2 if args.quick else 5)
     base = jg.ModelSpec(lines=("OII_3727_30", "NeIII_3870", "Hb", "OIII_5008"), calibration="sanders24",
                         ny=64, nx=64, pixel_scale=0.05, range_check="off")

@@ -24,7 +24,7 @@ if [ "$Q" = quick ]; then
   run inference 200 python benchmarks/inference.py --gpu --quick
 else
   run forward 100 python benchmarks/forward.py --gpu --no-dysmalpy
-  run mocks 200 python benchmarks/mocks.py --gpu --million 1000000 --large-chunk 16384 --time-limit 90
+  run mocks 200 python benchmarks/mocks.py --gpu --million 1000000 --large-chunk 8192 --time-limit 100
   run inference 150 python benchmarks/inference.py --gpu --time-limit 120
   run reference_tests 60 python -m pytest -q -p no:cacheprovider tests/test_reference_forward.py -k "float32 or cube"
 fi

@@ -33,7 +33,7 @@ def main(argv=None):
     ap.add_argument("--gpu", action="store_true")
     ap.add_argument("--n-suite", type=int, default=1500)
     ap.add_argument("--million", type=int, default=1_000_000, help="GPU large-run size")
-    ap.add_argument("--large-chunk", type=int, default=16384)
+    ap.add_argument("--large-chunk", type=int, default=8192)
     ap.add_argument("--batches", type=int, nargs="*", default=None)
     ap.add_argument("--no-dysmalpy", action="store_true")
     ap.add_argument("--time-limit", type=float, default=400.0, help="seconds for the large GPU run")
@@ -46,7 +46,7 @@ def main(argv=None):
 
     warnings.simplefilter("ignore")
     suite = mocks.PAPER_A
-    batches = args.batches or ([8, 32] if args.quick else ([256, 1024, 4096, 16384] if args.gpu else [16, 64, 256]))
+    batches = args.batches or ([8, 32] if args.quick else ([1024, 8192] if args.gpu else [16, 64, 256]))
     reps = 2 if args.quick else 3
     rows = []
     gen = mocks.generate
