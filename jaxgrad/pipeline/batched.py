@@ -211,11 +211,27 @@ def _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype):
 
 # --------------------------------------------------------------------------- jitted
 def _mapper(f, chunk_size):
+    """vmap over the batch, or a loop over chunks of ``chunk_size`` vmapped galaxies.
+
+    (Chunks are formed explicitly, padding the last one with copies of the first galaxy,
+    so outputs with a zero-length axis — e.g. no broad components — reshape fine.)
+    """
+    vf = jax.vmap(f)
     if chunk_size is None:
-        return jax.vmap(f)
+        return vf
 
     def run(*xs):
-        return jax.lax.map(lambda a: f(*a), xs, batch_size=chunk_size)
+        B = jax.tree_util.tree_leaves(xs)[0].shape[0]
+        n = -(-B // chunk_size)
+        pad = n * chunk_size - B
+
+        def split(x):
+            if pad:
+                x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])])
+            return x.reshape((n, chunk_size) + x.shape[1:])
+
+        out = jax.lax.map(lambda a: vf(*a), jax.tree_util.tree_map(split, xs))
+        return jax.tree_util.tree_map(lambda y: y.reshape((n * chunk_size,) + y.shape[2:])[:B], out)
 
     return run
 

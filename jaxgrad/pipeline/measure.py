@@ -517,10 +517,12 @@ def _azimuthal_from(spec, met, flux, ferr, r, valid, ang):
     return out
 
 
-def _voronoi_weights(spec, prep, target_snr, labels):
+def _voronoi_weights(spec, prep, target_snr, labels, rmax):
     if labels is None:
+        # only pixels inside the radius cap are binned
+        inside = np.asarray(prep.a) * float(np.asarray(prep.kpc_per_arcsec)) <= float(np.asarray(rmax))
         labels = _vor.voronoi_bins(np.asarray(prep.bright), np.asarray(prep.bright_err), target_snr,
-                                   mask=np.asarray(prep.good))
+                                   mask=np.asarray(prep.good) & inside)
     labels = np.asarray(labels)
     if labels.shape != (spec.ny, spec.nx):
         raise ValueError(f"voronoi_labels must have shape {(spec.ny, spec.nx)}, got {labels.shape}")
@@ -545,7 +547,7 @@ def _binned_result(mode, spec, prep, fits_fn, rmax, ratio_snr, target_snr, label
         extra["angle_deg"] = ang
         width = None
     else:
-        W, labels, nb = _voronoi_weights(spec, prep, target_snr, labels)
+        W, labels, nb = _voronoi_weights(spec, prep, target_snr, labels, rmax)
         fwt = W * jnp.maximum(prep.bright, 0.0).ravel()[None]
         tot = jnp.sum(fwt, axis=1)
         r = (fwt @ prep.a.ravel()) / jnp.where(tot > 0, tot, 1.0) * prep.kpc_per_arcsec

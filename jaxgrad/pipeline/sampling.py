@@ -22,7 +22,7 @@ for a ``numpy.random.Generator`` (emcee's own state is seeded from it).
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -141,6 +141,63 @@ def _run_nuts(key, model, num_warmup, num_samples, num_chains, *args, target_acc
     return {k: np.asarray(v) for k, v in samples.items()}, wall, {"divergences": div}
 
 
+@partial(jax.jit, static_argnames=("potential_gen", "num_warmup", "num_samples",
+                                   "dense_mass", "target_accept"))
+def _functional_nuts(keys, init_params, args, *, potential_gen, num_warmup: int,
+                     num_samples: int, dense_mass: bool, target_accept: float):
+    """NUTS chains (one per key) through NumPyro's functional ``hmc`` kernel.
+
+    Warm-up and sampling run in one ``lax.scan``; the data travel as ``args`` and
+    ``potential_gen`` is a cached module-level function, so this compiles once per
+    (potential, shapes, settings) and later fits of new data reuse it — unlike
+    ``MCMC.run``, which re-initialises (and re-traces) at every call.
+
+    Returns:
+        (draws ``[chains, num_samples, ...]`` in the unconstrained space, diverging
+        ``[chains, num_samples]``).
+    """
+    from numpyro.infer.hmc import hmc
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+
+    def one(key):
+        state = init_kernel(init_params, num_warmup, dense_mass=dense_mass,
+                            target_accept_prob=target_accept, model_args=args, rng_key=key)
+
+        def step(st, _):
+            st = sample_kernel(st, model_args=args)
+            return st, (st.z, st.diverging)
+
+        _, (draws, div) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
+        return draws[num_warmup:], div[num_warmup:]
+
+    return jax.vmap(one)(keys)
+
+
+def _bounded(u, lo, hi):
+    """x = lo + (hi − lo) sigmoid(u) and log |dx/du| (flat prior on [lo, hi])."""
+    sig = jax.nn.sigmoid(u)
+    return lo + (hi - lo) * sig, jnp.log(hi - lo) + jax.nn.log_sigmoid(u) + jax.nn.log_sigmoid(-u)
+
+
+def _unbounded(x, lo, hi):
+    t = jnp.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+    return jnp.log(t) - jnp.log1p(-t)
+
+
+def _run_functional(key, potential_gen, init_u, args, num_warmup, num_samples, num_chains,
+                    dense_mass, target_accept=0.8):
+    import time
+
+    keys = jax.random.split(key, int(num_chains))
+    t = time.perf_counter()
+    draws, div = _functional_nuts(keys, init_u, args, potential_gen=potential_gen,
+                                  num_warmup=int(num_warmup), num_samples=int(num_samples),
+                                  dense_mass=bool(dense_mass), target_accept=float(target_accept))
+    jax.block_until_ready(draws)
+    return draws, time.perf_counter() - t, {"divergences": int(np.sum(np.asarray(div)))}
+
+
 # --------------------------------------------------------------------------- Method I
 def method1_numpyro(key, flux, err, spec: _met.MetallicitySpec, *, av_fallback=0.0,
                     num_warmup: int = 500, num_samples: int = 1000, num_chains: int = 1):
@@ -173,10 +230,13 @@ def method1_numpyro(key, flux, err, spec: _met.MetallicitySpec, *, av_fallback=0
     use = m1.used & m1.measurable[:, None]
     scat2 = jnp.asarray(spec.scatter, flux.dtype) ** 2
     var = m1.sy**2 + scat2[None]
-    samples, wall, extra = _run_nuts(key, _method1_model(spec), num_warmup, num_samples,
-                                     num_chains, m1.y, var, use, lo, hi)
+    init = _unbounded(jnp.where(m1.measurable, m1.median, 0.5 * (lo + hi)), lo, hi)
+    draws, wall, extra = _run_functional(key, _method1_potential(spec), init,
+                                         (m1.y, var, use, lo, hi), num_warmup, num_samples,
+                                         num_chains, dense_mass=False)
+    z, _ = _bounded(draws, lo, hi)
     extra["measurable"] = meas
-    return _summarise(samples, wall, extra)
+    return _summarise({"logoh": np.asarray(z)}, wall, extra)
 
 
 @lru_cache(maxsize=32)
@@ -185,19 +245,22 @@ def _method1_grid_batch(spec):
 
 
 @lru_cache(maxsize=32)
-def _method1_model(spec):
-    import numpyro
-    import numpyro.distributions as dist
-
+def _method1_potential(spec):
+    """Potential generator of Method I (flat prior on each bin's support, unconstrained)."""
     cal = _cal.get(spec.calibration)
 
-    def model(y, var, use, lo, hi):
-        with numpyro.plate("bin", y.shape[0]):
-            z = numpyro.sample("logoh", dist.Uniform(lo, hi))
-        pred = jnp.stack([cal.predict(d, z) for d in spec.diagnostics], axis=-1)  # [K, D]
-        numpyro.factor("like", -0.5 * jnp.sum(jnp.where(use, (y - pred) ** 2 / var, 0.0)))
+    def gen(y, var, use, lo, hi):
+        def potential(u):
+            z, logj = _bounded(u, lo, hi)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
+                pred = jnp.stack([cal.predict(d, z) for d in spec.diagnostics], axis=-1)
+            chi2 = jnp.sum(jnp.where(use, (y - pred) ** 2 / var, 0.0))
+            return 0.5 * chi2 - jnp.sum(logj)
 
-    return model
+        return potential
+
+    return gen
 
 
 # --------------------------------------------------------------------------- Paper B
@@ -256,14 +319,19 @@ def _clean(r, logoh, err, mask):
 
 
 def fit_gradient_numpyro(key, r, logoh, err, mask=None, *, num_warmup: int = 1000,
-                         num_samples: int = 2000, num_chains: int = 1,
+                         num_samples: int = 2000, num_chains: int = 1, dense_mass: bool = True,
                          z0_bounds=Z0_BOUNDS, grad_bounds=GRAD_BOUNDS) -> SamplerResult:
     """Straight-line gradient fit with NUTS: flat priors, Gaussian errors.
+
+    NumPyro's functional NUTS kernel, compiled once per number of bins (masked bins keep
+    the shape) and started at the least-squares solution. Z0 and ∇Z are strongly
+    correlated, so a dense mass matrix is adapted by default.
 
     Args:
         key: JAX PRNG key.
         r: radii ``[K]`` kpc; logoh, err: 12+log(O/H) and 1σ ``[K]``; mask: ``[K]`` bool.
-        num_warmup, num_samples, num_chains: NUTS settings.
+        num_warmup, num_samples, num_chains: NUTS settings (chains are vmapped).
+        dense_mass: adapt a dense mass matrix.
         z0_bounds, grad_bounds: flat-prior bounds (dex, dex/kpc).
 
     Returns:
@@ -274,21 +342,28 @@ def fit_gradient_numpyro(key, r, logoh, err, mask=None, *, num_warmup: int = 100
     _clean(r, logoh, err, mask)  # validation: at least two usable bins
     r, y, e = (np.asarray(a, float) for a in (r, logoh, err))
     m = np.asarray(mask, bool) & np.isfinite(r) & np.isfinite(y) & np.isfinite(e) & (e > 0)
-    data = (jnp.asarray(np.where(m, r, 0.0)), jnp.asarray(np.where(m, y, 0.0)),
-            jnp.asarray(np.where(m, e, 1.0)), jnp.asarray(m),
-            jnp.asarray(z0_bounds, float), jnp.asarray(grad_bounds, float))
-    samples, wall, extra = _run_nuts(key, _gradient_model, num_warmup, num_samples, num_chains,
-                                     *data)
-    return _summarise(samples, wall, extra)
+    rj, yj, ej, mj = (jnp.asarray(np.where(m, r, 0.0)), jnp.asarray(np.where(m, y, 0.0)),
+                      jnp.asarray(np.where(m, e, 1.0)), jnp.asarray(m))
+    lo = jnp.asarray([z0_bounds[0], grad_bounds[0]], rj.dtype)
+    hi = jnp.asarray([z0_bounds[1], grad_bounds[1]], rj.dtype)
+    fit = _grad.wls_gradient(rj, yj, ej, mj)
+    init = _unbounded(jnp.stack([fit.z0, fit.grad]), lo, hi)
+    draws, wall, extra = _run_functional(key, _gradient_potential, init, (rj, yj, ej, mj, lo, hi),
+                                         num_warmup, num_samples, num_chains,
+                                         dense_mass=dense_mass)
+    x, _ = _bounded(draws, lo, hi)
+    x = np.asarray(x)
+    return _summarise({"z0": x[..., 0], "grad": x[..., 1]}, wall, extra)
 
 
-def _gradient_model(r, y, e, m, z0_bounds, grad_bounds):
-    import numpyro
-    import numpyro.distributions as dist
+def _gradient_potential(r, y, e, m, lo, hi):
+    """Potential generator of the straight-line fit (flat priors within [lo, hi])."""
+    def potential(u):
+        (z0, g), logj = _bounded(u, lo, hi)
+        chi2 = jnp.sum(jnp.where(m, (y - z0 - g * r) ** 2 / e**2, 0.0))
+        return 0.5 * chi2 - jnp.sum(logj)
 
-    z0 = numpyro.sample("z0", dist.Uniform(z0_bounds[0], z0_bounds[1]))
-    g = numpyro.sample("grad", dist.Uniform(grad_bounds[0], grad_bounds[1]))
-    numpyro.sample("obs", dist.Normal(z0 + g * r, e).mask(m), obs=y)
+    return potential
 
 
 def fit_gradient_emcee(r, logoh, err, mask=None, *, n_walkers: int = 64, n_steps: int = 2000,
