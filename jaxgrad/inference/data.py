@@ -13,7 +13,6 @@ the convention of :mod:`jaxgrad.forward`.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from jaxgrad.forward import GalaxyParams, ModelSpec, make_params, radius_map
 from jaxgrad.instrument import psf as _psf
 from jaxgrad.physics import cosmology as _cosmo
 
-__all__ = ["DataWarning", "GalaxyData", "Obs", "pad_to"]
+__all__ = ["DataWarning", "GalaxyData", "Obs", "data_scales", "pad_to", "stack_known", "stack_obs"]
 
 KINDS = ("maps", "cube")
 
@@ -182,51 +181,87 @@ class GalaxyData:
     def flux_scale(self) -> float:
         """Rough total dust-free Hβ flux (1e-18 erg/s/cm²) implied by the data.
 
-        The line with the largest unmasked total is divided by its predicted ratio to Hβ
-        at the middle of the calibration range (log U at its known value). Used to
-        centre the default flux prior; a factor of a few off is harmless.
+        See :func:`data_scales` (used to centre the default flux prior).
         """
-        spec = self.spec
-        totals = self.line_totals()
-        i = int(np.argmax(totals))
-        lo, hi = logoh_range(spec)
-        logu = float(self.known.get("logu", -2.5)) if spec.use_logu else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
-            ratio = float(_log_ratios(spec.calibration, spec.lines, 0.5 * (lo + hi), logu)[i])
-        return max(float(totals[i]), 1e-30) / 10.0**ratio
+        return float(data_scales([self])[0][0])
 
     def radius_stats(self) -> tuple[float, float]:
-        """(R_e guess, flux-weighted mean radius), kpc, from the brightest line's moments.
-
-        R_e ≈ sqrt(<r²> − 2σ_PSF²)/1.46 (the exponential disk's sqrt<r²> = 1.46 R_e),
-        with the PSF variance removed in the disk plane; floored at one pixel.
-        """
-        p = self.base_params()
-        spec1 = self.spec.replace(oversample=1)
-        r = np.asarray(_radius_map(p, spec1), float)
-        if self.kind == "maps":
-            img = self.maps[int(np.argmax(self.line_totals()))]
-        else:
-            img = self.maps.sum(axis=0)
-        w = np.clip(img, 0.0, None)
-        if w.sum() <= 0:
-            w = np.ones_like(w)
-        kpc = float(_cosmo.kpc_per_arcsec(float(p.z), *self.spec.cosmology))
-        sig_psf = float(p.psf_fwhm) * _psf.FWHM_TO_SIGMA * kpc
-        r2 = float(np.sum(w * r**2) / w.sum())
-        pix = self.spec.pixel_scale * kpc
-        r_e = max(math.sqrt(max(r2 - 2 * sig_psf**2, 0.0)) / 1.46, pix)
-        r_mean = float(np.sum(w * r) / w.sum())
-        return r_e, r_mean
+        """(R_e guess, flux-weighted mean radius), kpc; see :func:`data_scales`."""
+        _, r_e, r_mean = data_scales([self])
+        return float(r_e[0]), float(r_mean[0])
 
 
-_radius_map = jax.jit(radius_map, static_argnums=1)
+def stack_known(galaxies) -> GalaxyParams:
+    """Batched :class:`GalaxyParams` ``[n]`` of the galaxies' known values (one call)."""
+    fields = sorted({k for g in galaxies for k in g.known})
+    defaults = make_params()
+    vals = {}
+    for f in fields:
+        default = float(np.asarray(getattr(defaults, f)))
+        vals[f] = np.array([float(g.known.get(f, default)) for g in galaxies])
+    if not fields:
+        vals["z"] = np.full(len(galaxies), float(make_params().z))
+    return make_params(**vals)
+
+
+def data_scales(galaxies) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Data-derived scales of galaxies sharing one spec (vectorised): ``[n]`` arrays of
+
+    * the total dust-free Hβ flux implied by the data (1e-18 erg/s/cm²): the line with
+      the largest unmasked total divided by its predicted ratio to Hβ at the middle of
+      the calibration range (log U at its known value) — centres the default flux prior;
+      a factor of a few off is harmless;
+    * an R_e guess (kpc) from the brightest line's moments: sqrt(<r²> − 2σ_PSF²)/1.46
+      (the exponential disk's sqrt<r²> = 1.46 R_e), the PSF variance removed in the disk
+      plane, floored at one pixel;
+    * the flux-weighted mean radius (kpc).
+    """
+    g0 = galaxies[0]
+    spec = g0.spec
+    base = stack_known(galaxies)
+    totals = np.stack([g.line_totals() for g in galaxies])  # [n, L]
+    lo, hi = logoh_range(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
+        logu = jnp.asarray(base.logu) if spec.use_logu else None
+        ratios = np.asarray(_log_ratios(spec.calibration, spec.lines,
+                                        jnp.full(len(galaxies), 0.5 * (lo + hi)), logu)).T  # [n, L]
+    i = np.argmax(totals, axis=1)
+    rows = np.arange(len(galaxies))
+    flux = np.maximum(totals[rows, i], 1e-30) / 10.0 ** ratios[rows, i]
+    r = np.asarray(_radius_maps(base, spec.replace(oversample=1)), float)  # [n, ny, nx]
+    if g0.kind == "maps":
+        img = np.stack([g.maps[k] for g, k in zip(galaxies, i, strict=True)])
+    else:
+        img = np.stack([g.maps.sum(axis=0) for g in galaxies])
+    w = np.clip(img, 0.0, None)
+    empty = w.sum(axis=(1, 2)) <= 0
+    w[empty] = 1.0
+    kpc = np.asarray(_cosmo.kpc_per_arcsec(jnp.asarray(base.z), *spec.cosmology), float)
+    sig_psf = np.asarray(base.psf_fwhm, float) * _psf.FWHM_TO_SIGMA * kpc
+    wsum = w.sum(axis=(1, 2))
+    r2 = np.sum(w * r**2, axis=(1, 2)) / wsum
+    r_e = np.maximum(np.sqrt(np.maximum(r2 - 2 * sig_psf**2, 0.0)) / 1.46, spec.pixel_scale * kpc)
+    r_mean = np.sum(w * r, axis=(1, 2)) / wsum
+    return flux, r_e, r_mean
+
+
+_radius_maps = jax.jit(jax.vmap(radius_map, in_axes=(0, None)), static_argnums=1)
 
 
 @partial(jax.jit, static_argnums=(0, 1))
 def _log_ratios(calibration: str, lines: tuple, logoh, logu):
     return _cal.get(calibration).line_log_ratios(lines, logoh, logu)
+
+
+def stack_obs(galaxies, dtype=None) -> Obs:
+    """:class:`Obs` of several galaxies on one grid, stacked on a leading axis (one transfer)."""
+    dtype = dtype or jnp.result_type(float)
+    psf = [g.psf_image if g.psf_image is not None else np.ones((1, 1)) for g in galaxies]
+    return Obs(jnp.asarray(np.stack([g.maps for g in galaxies]), dtype),
+               jnp.asarray(np.stack([g.errs for g in galaxies]), dtype),
+               jnp.asarray(np.stack([g.mask for g in galaxies]), dtype),
+               jnp.asarray(np.stack(psf), dtype))
 
 
 def logoh_range(spec: ModelSpec) -> tuple[float, float]:

@@ -48,7 +48,13 @@ from jaxgrad import calibrations as _cal
 from jaxgrad.forward import GalaxyParams, ModelSpec, make_params, validate_params
 from jaxgrad.inference import priors as _pri
 from jaxgrad.inference.data import GalaxyData, Obs, logoh_range
-from jaxgrad.inference.likelihood import add_scatter, line_scatter, log_likelihood, pixel_sigma_ln, predict
+from jaxgrad.inference.likelihood import (
+    add_scatter,
+    line_scatter,
+    log_likelihood,
+    pixel_sigma_ln,
+    predict,
+)
 from jaxgrad.inference.optim import find_map
 from jaxgrad.inference.sampler import FlatModel, diagnose, flatten_model, nuts_from_map
 

@@ -72,25 +72,31 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.reparam import LocScaleReparam
 
 from jaxgrad import calibrations as _cal
-from jaxgrad.forward import GalaxyParams, ModelSpec, make_params, stack_params
+from jaxgrad.forward import GalaxyParams, ModelSpec, validate_params
 from jaxgrad.inference import priors as _pri
-from jaxgrad.inference.data import GalaxyData, Obs, logoh_range, pad_to
-from jaxgrad.inference.likelihood import add_scatter, line_scatter, log_likelihood, pixel_sigma_ln, predict
-from jaxgrad.inference.optim import find_map, psd_inverse
+from jaxgrad.inference.data import (
+    GalaxyData,
+    Obs,
+    data_scales,
+    logoh_range,
+    pad_to,
+    stack_known,
+    stack_obs,
+)
+from jaxgrad.inference.likelihood import (
+    add_scatter,
+    line_scatter,
+    log_likelihood,
+    pixel_sigma_ln,
+    predict,
+)
+from jaxgrad.inference.optim import find_map
 from jaxgrad.inference.sampler import diagnose, flatten_model, nuts_from_map
 
 __all__ = ["PopulationData", "PopulationResult", "fit_population", "population_model",
            "prepare_population"]
 
 POP_PARAMS = ("grad_z", "logoh0")
-
-
-def _stack_dists(ds):
-    """Elementwise-batched distribution from same-type scalar ones (log_prob/support only)."""
-    types = {type(d) for d in ds}
-    if len(types) != 1:
-        raise ValueError(f"per-galaxy priors of one parameter must share a family, got {types}")
-    return jax.tree_util.tree_map(lambda *x: jnp.stack([jnp.asarray(v) for v in x]), *ds)
 
 
 class PopulationData(NamedTuple):
@@ -271,28 +277,27 @@ def prepare_population(galaxies: Sequence[GalaxyData], covariates: Mapping | Non
         if s == 0:
             raise ValueError(f"covariate {c!r} is constant; drop it")
     Xs = (X - mean) / np.where(sd > 0, sd, 1.0)
-    # per-galaxy nuisance priors and fixed values
-    nuis_per = []
-    for g in gals:
-        pri, fx = _pri.resolve_priors(g, priors, fixed)
-        nuis_per.append({k: v for k, v in pri.items() if k not in POP_PARAMS})
-    nuisance = tuple(sorted(nuis_per[0]))
-    for g, p in zip(gals, nuis_per, strict=True):
-        if tuple(sorted(p)) != nuisance:
-            raise ValueError(f"galaxy {g.name!r} samples {sorted(p)}, others {list(nuisance)}")
-    nuis_priors = {k: _stack_dists([p[k] for p in nuis_per]) for k in nuisance}
+    # nuisance priors: the defaults batched over galaxies (data scales, vectorised),
+    # user priors (scalar, shared) override them; validated once on the first galaxy
+    pri0, _ = _pri.resolve_priors(gals[0], priors, fixed)
+    nuisance = tuple(sorted(k for k in pri0 if k not in POP_PARAMS))
+    flux, r_e_guess, r_piv = data_scales(gals)
+    defaults = _pri.prior_defaults(spec, flux, r_e_guess)
+    user = dict(priors or {})
+    nuis_priors = {k: (user[k] if user.get(k) is not None else defaults[k]) for k in nuisance}
     fixed = dict(fixed or {})
-    bases = [make_params(**{**g.known, **fixed}) for g in gals]
-    base = stack_params(bases)
+    base = stack_known(gals)
+    if fixed:
+        base = base._replace(**{k: jnp.full(n, float(v), base.r_e.dtype) for k, v in fixed.items()})
+    validate_params(base, spec.replace(range_check="off"))
+    zs = set(np.asarray(base.z, float).tolist())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
         scat, _used = line_scatter(spec, cal_scatter)
-    zs = {float(b.z) for b in bases}
     if gals[0].kind == "cube" and len(zs) > 1:
         raise ValueError("cube populations need one redshift (channel-to-line assignment is shared)")
-    sigma_ln = pixel_sigma_ln(spec, gals[0].kind, scat, float(bases[0].z))
-    r_piv = np.array([g.radius_stats()[1] for g in gals])
-    obs = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[g.obs() for g in gals])  # raw errors
+    sigma_ln = pixel_sigma_ln(spec, gals[0].kind, scat, float(np.asarray(base.z)[0]))
+    obs = stack_obs(gals)  # raw errors
     z_range = logoh_range(spec)
     hyper = _default_hyper(z_range)
     for k2, v in (hyper_priors or {}).items():
@@ -517,6 +522,10 @@ class PopulationResult:
             coordinates), plus ``tau_hat_grad``/``tau_hat_z`` and ``map_s``.
         idata: ArviZ InferenceData (None without arviz).
         config: JSON-able description.
+        covariates: covariate names.
+        flat, data: the sampled :class:`~jaxgrad.inference.sampler.FlatModel` and its
+            :class:`PopulationData` (e.g. for :func:`~jaxgrad.inference.run_emcee`).
+        u_start, var_start: NUTS's start point and initial diagonal inverse mass.
     """
 
     hyper: dict
@@ -526,6 +535,10 @@ class PopulationResult:
     idata: Any
     config: dict
     covariates: list = field(default_factory=list)
+    flat: Any = field(default=None, repr=False)
+    data: Any = field(default=None, repr=False)
+    u_start: Any = field(default=None, repr=False)
+    var_start: Any = field(default=None, repr=False)
 
     def summary(self) -> str:
         """Text table of the hyper-parameters (divergences announced first)."""
@@ -618,7 +631,7 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
                         num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                         dense_mass=False, max_tree_depth=max_tree_depth,
                         target_accept_prob=target_accept_prob)
-    diag = diagnose(run, flat.names, max_tree_depth, key_param=None)
+    diag = diagnose(run, flat.names, max_tree_depth, key_param="alpha_grad_std")
     diag.update({"map_s": t_map, "tau_hat_grad": tau_hat_g, "tau_hat_z": tau_hat_z})
     samples = run.samples
     hyper = {}
@@ -642,7 +655,7 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
                           "num_chains": num_chains, "max_tree_depth": max_tree_depth,
                           "target_accept_prob": target_accept_prob, "seed": seed}}
     idata = _make_idata(samples, run, config, [g.name for g in gals], cov_names)
-    return PopulationResult(hyper, per, samples, diag, idata, config, cov_names)
+    return PopulationResult(hyper, per, samples, diag, idata, config, cov_names, flat, pdata, start, var0)
 
 
 def _start_point(flat, pdata, cfg, V, sig_g, sig_z, c_g, c_z, tau_g, tau_z):

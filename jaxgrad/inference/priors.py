@@ -46,7 +46,7 @@ from numpyro.distributions import truncated as _trunc
 from jaxgrad import calibrations as _cal
 from jaxgrad import lines as _lines
 from jaxgrad.forward import GalaxyParams, ModelSpec
-from jaxgrad.inference.data import GalaxyData, logoh_range
+from jaxgrad.inference.data import GalaxyData, data_scales, logoh_range
 
 _TRUNCATED = (_trunc.LeftTruncatedDistribution, _trunc.RightTruncatedDistribution,
               _trunc.TwoSidedTruncatedDistribution)
@@ -57,6 +57,7 @@ __all__ = [
     "box_bounds",
     "branch_breaking",
     "default_priors",
+    "prior_defaults",
     "restrict_branch",
     "resolve_priors",
     "support_bounds",
@@ -144,14 +145,19 @@ def branch_breaking(spec: ModelSpec) -> bool:
 
 def default_priors(data: GalaxyData) -> dict:
     """Default priors for ``data`` (see the module docstring)."""
-    spec = data.spec
+    flux, r_e, _ = data_scales([data])
+    return prior_defaults(data.spec, float(flux[0]), float(r_e[0]))
+
+
+def prior_defaults(spec: ModelSpec, flux_scale, r_e_guess) -> dict:
+    """The default priors given data scales; with arrays ``[n]`` the flux and R_e priors
+    are batched (one per galaxy, for the hierarchy)."""
     lo, hi = logoh_range(spec)
-    r_e, _ = data.radius_stats()
     pri = {
         "logoh0": SoftUniform(lo, hi, SOFTNESS_DEX),
         "grad_z": dist.Normal(0.0, 0.5),
-        "flux_hb": dist.LogNormal(math.log(data.flux_scale()), 1.0),
-        "r_e": dist.LogNormal(math.log(r_e), 0.7),
+        "flux_hb": dist.LogNormal(jnp.log(jnp.asarray(flux_scale, float)), 1.0),
+        "r_e": dist.LogNormal(jnp.log(jnp.asarray(r_e_guess, float)), 0.7),
         "sersic_n": dist.TruncatedNormal(1.0, 1.0, low=0.5, high=4.0),
     }
     balmer = [n for n in spec.lines if n in _lines.CASE_B]

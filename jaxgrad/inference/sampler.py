@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.scipy.special import ndtri
-from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-from numpyro.infer.hmc import hmc
 from numpyro import handlers
+from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.distributions.transforms import biject_to
+from numpyro.infer.hmc import hmc
 from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy
 

@@ -5,10 +5,9 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 from numpyro.distributions.transforms import biject_to
-
-import numpyro.distributions as dist
 
 import jaxgrad as jg
 from jaxgrad.inference import BranchWarning, SoftUniform, fit_galaxy, simulate_galaxy

@@ -9,7 +9,14 @@ import numpyro.distributions as dist
 import pytest
 
 from jaxgrad.inference.galaxy import summary_table
-from jaxgrad.inference.sampler import DivergenceWarning, diagnose, ess_bulk, flatten_model, rhat_rank, run_nuts
+from jaxgrad.inference.sampler import (
+    DivergenceWarning,
+    diagnose,
+    ess_bulk,
+    flatten_model,
+    rhat_rank,
+    run_nuts,
+)
 
 
 def _funnel():
