@@ -55,11 +55,17 @@ def _mocks(B, seed, ny, cube=False):
         spec = jg.default_channels(spec, Z, dv_kms=106.0, pad_kms=3000.0)
     p = jg.make_params(grad_z=grad, logoh0=z0, psf_fwhm=fwhm, z=Z, inc=20.0, flux_hb=300.0,
                        sigma0=80.0, lsf_sigma=125.0)
-    data = np.asarray((jg.batch_cube if cube else jg.batch_line_maps)(p, spec))
+    fn = jg.batch_cube if cube else jg.batch_line_maps
+    chunk = 16
+    parts = []
+    for i in range(0, B, chunk):  # chunks keep the forward model's memory small
+        sub = jax.tree_util.tree_map(lambda x, i=i: x[i:i + chunk], p)
+        parts.append(np.asarray(fn(sub, spec), np.float32))
+    data = np.concatenate(parts)
     c = ny // 2
     peak = data.max(axis=(-1, -2, -3), keepdims=True) if cube else data[..., c:c + 1, c:c + 1]
     err = np.broadcast_to(peak / 50.0, data.shape).astype(np.float32)
-    noisy = (data + err * rng.standard_normal(data.shape)).astype(np.float32)
+    noisy = data + err * rng.standard_normal(data.shape, dtype=np.float32)
     jax.clear_caches()
     out = dict(data=noisy, err=err, grad=grad, fwhm=fwhm)
     if cube:

@@ -145,15 +145,14 @@ def _bins_fn(met, min_bins):
 
 @lru_cache(maxsize=32)
 def _fit_many_fn(spec, chunk):
+    """Line fits of many spectra ``[N, C]`` in chunks of ``chunk`` (jitted)."""
     def f(spectra, espec, centres, z, chan_ok):
-        def one(a):
-            s, e = a
-            return _core.fit_spectra(spec, s[None], None if e is None else e[None], centres, z, chan_ok)
+        def one(s, e):
+            return _core.fit_spectra(spec, s[None], None if espec is None else e[None], centres,
+                                     z, chan_ok)
 
-        if espec is None:
-            out = jax.lax.map(lambda s: one((s, None)), spectra, batch_size=chunk)
-        else:
-            out = jax.lax.map(one, (spectra, espec), batch_size=chunk)
+        e_in = espec if espec is not None else jnp.zeros((spectra.shape[0], 1), spectra.dtype)
+        out = _bt._mapper(one, chunk)(spectra, e_in)
         return jax.tree_util.tree_map(lambda x: x[:, 0], out)
 
     return jax.jit(f)
