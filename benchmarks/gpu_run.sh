@@ -23,10 +23,10 @@ if [ "$Q" = quick ]; then
   run mocks 200 python benchmarks/mocks.py --gpu --batches 64 --n-suite 200 --million 2000 --large-chunk 1000 --time-limit 30
   run inference 200 python benchmarks/inference.py --gpu --quick
 else
-  run forward 100 python benchmarks/forward.py --gpu --no-dysmalpy
-  run mocks 200 python benchmarks/mocks.py --gpu --million 1000000 --large-chunk 8192 --time-limit 100
-  run inference 150 python benchmarks/inference.py --gpu --time-limit 120
-  run reference_tests 60 python -m pytest -q -p no:cacheprovider tests/test_reference_forward.py -k "float32 or cube"
+  run forward 80 python benchmarks/forward.py --gpu --no-dysmalpy
+  run mocks 180 python benchmarks/mocks.py --gpu --million 1000000 --large-chunk 8192 --time-limit 80
+  run inference 130 python benchmarks/inference.py --gpu --time-limit 110
+  run reference_tests 50 python -m pytest -q -p no:cacheprovider tests/test_reference_forward.py -k "float32 or cube"
 fi
 cp benchmarks/results/*_gpu.json "$OUT"/ 2>/dev/null
 ls -la "$OUT" >> "$LOG"

@@ -58,6 +58,10 @@ def main(argv=None):
         b = gen(suite, 0, idx)
         return measure_batch_jax(b, suite)
 
+    out_name = "mocks_gpu.json" if args.gpu else "mocks.json"
+    partial = {"benchmark": "mocks", "machine": H.machine(), "versions": H.versions("h5py"), "partial": True,
+               "results": rows}
+
     for b in batches:
         idx = np.arange(b)
         for kind, fn in (("generate", gen_only), ("generate+measure", gen_measure)):
@@ -66,6 +70,7 @@ def main(argv=None):
                          "median_s": t["median_s"], "mocks_per_s": b / t["median_s"],
                          "cube_GB_per_s": b * 40 * 64 * 64 * 4 / t["median_s"] / 1e9})
             print(f"{kind:17s} batch {b:6d}: {b / t['median_s']:10.1f} mocks/s", flush=True)
+            H.write(out_name, partial)  # keep what is measured if a later stage is cut off
 
     # the default suite end to end (generation + measurement + HDF5 chunks), after compilation
     n_suite = 200 if args.quick else args.n_suite
@@ -76,6 +81,8 @@ def main(argv=None):
     res = mocks.run_suite(suite, n_suite, tmp / "suite", seed=1, chunk_size=chunk, progress=False)
     t_suite = time.perf_counter() - t0
     print(f"suite of {n_suite}: {t_suite:.2f} s ({res['chunks_computed']} chunks)")
+    partial["suite_run"] = {"n": n_suite, "wall_s": t_suite, "chunk_size": chunk}
+    H.write(out_name, partial)
     large = None
     if args.gpu:
         n_large = args.million
@@ -113,7 +120,7 @@ def main(argv=None):
                "large_run": large, "dysmalpy": dys, "ratio": ratio, "memory_bandwidth": bw,
                "jax_backend": jax.default_backend(),
                "targets": {"cpu_suite_1500_s": 120, "gpu_suite_1500_s": 5, "gpu_1e6_s": 300}}
-    path = H.write("mocks_gpu.json" if args.gpu else "mocks.json", payload)
+    path = H.write(out_name, payload)
     print(f"wrote {path}")
 
 
