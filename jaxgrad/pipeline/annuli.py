@@ -28,6 +28,7 @@ __all__ = [
     "contiguous_valid",
     "moving_rms",
     "line_channel_mask",
+    "component_wavelengths",
     "channel_edges_from_centres",
 ]
 
@@ -110,19 +111,25 @@ def channel_edges_from_centres(centres):
     return jnp.concatenate([first[None], mid, last[None]])
 
 
-def line_channel_mask(centres_um, z, line_names, half_width_kms: float):
-    """Channels within ±half_width (km/s) of any component of the lines at redshift z.
+_PARTNERS = {"OIII_5008": "OIII_4960", "OIII_4960": "OIII_5008",
+             "NII_6585": "NII_6550", "NII_6550": "NII_6585"}
 
-    [OIII]4960 / [NII]6550 are masked along with 5008 / 6585 (their doublet partners).
-    """
+
+def component_wavelengths(line_names) -> list[float]:
+    """Rest wavelengths (Å) of every component of the lines, doublet partners included
+    ([OIII]4960 with 5008, [NII]6550 with 6585: they are in the data either way)."""
     lam = []
     for n in line_names:
         lam += list(_lines.get(n).components)
-        if n in ("OIII_5008", "OIII_4960"):
-            lam += [4960.30, 5008.24]
-        if n in ("NII_6585", "NII_6550"):
-            lam += [6549.86, 6585.27]
-    lam = jnp.asarray(sorted(set(lam)), jnp.result_type(centres_um)) / 1e4
+        if n in _PARTNERS:
+            lam += list(_lines.get(_PARTNERS[n]).components)
+    return sorted(set(lam))
+
+
+def line_channel_mask(centres_um, z, line_names, half_width_kms: float):
+    """Channels within ±half_width (km/s) of any component of the lines at redshift z
+    (doublet partners included, see :func:`component_wavelengths`)."""
+    lam = jnp.asarray(component_wavelengths(line_names), jnp.result_type(centres_um)) / 1e4
     obs = lam * (1.0 + z)
     dv = (centres_um[:, None] / obs[None, :] - 1.0) * C_KM_S
     return jnp.any(jnp.abs(dv) <= half_width_kms, axis=1)

@@ -348,14 +348,7 @@ def maps_chain(spec: ChainSpec, maps, errs, z, psf_fwhm, psf_q, geom_in: _geom.G
 
 # --------------------------------------------------------------------------- cubes
 def _component_lams(names):
-    lam = []
-    for n in names:
-        lam += list(_lines.get(n).components)
-        if n in ("OIII_5008", "OIII_4960"):
-            lam += [4960.30, 5008.24]
-        if n in ("NII_6585", "NII_6550"):
-            lam += [6549.86, 6585.27]
-    return sorted(set(lam))
+    return _ann.component_wavelengths(names)
 
 
 def bright_line_map(cube, err, centres_um, z, line: str, all_lines, half_width_kms: float,

@@ -46,8 +46,9 @@ class PipelineResult:
 
     Attributes:
         mode: ``"annuli"``, ``"spaxel"`` or ``"voronoi"``.
-        lines: lines measured (after dropping missing ones); calibration: its name;
-            diagnostics: diagnostics used.
+        lines: line names of the fluxes (for maps, missing lines stay listed with no
+            flux; see ``dropped_lines``); calibration: its name; diagnostics: diagnostics
+            considered (a diagnostic whose lines are missing is never used).
         geometry: dict with ``x0``, ``y0`` (arcsec), ``q`` (b/a), ``pa`` (deg E of N),
             ``inc`` (deg, from cos i = q).
         psf_fwhm: PSF FWHM after homogenisation (arcsec); annulus_width: arcsec (annuli
@@ -473,7 +474,7 @@ def measure_maps(maps, errs, lines, pixel_scale: float, z: float, psf_fwhm,
         prep = None
     else:
         prep = _prep_maps_fn(spec)(*args)
-        res = _binned_result(mode, spec, prep, None, rmax, spaxel_ratio_snr, target_snr,
+        res = _binned_result(mode, spec, prep, rmax, spaxel_ratio_snr, target_snr,
                              voronoi_labels, messages, missing, dropped)
     if azimuthal:
         if prep is None:
@@ -533,7 +534,7 @@ def _voronoi_weights(spec, prep, target_snr, labels, rmax):
     return jnp.asarray(W, prep.stack.dtype), labels, nb
 
 
-def _binned_result(mode, spec, prep, fits_fn, rmax, ratio_snr, target_snr, labels, messages,
+def _binned_result(mode, spec, prep, rmax, ratio_snr, target_snr, labels, messages,
                    missing, dropped, cube_ctx=None):
     met = spec.met.replace(ratio_snr_min=float(ratio_snr))
     extra = {}
@@ -721,7 +722,7 @@ def measure_cube(cube, err, wavelengths_um, z: float, lines, pixel_scale: float,
                         {"output": out, "av_global": b.av_global})
     else:
         prep = _prep_cube_fn(spec)(*args)
-        res = _binned_result(mode, spec, prep, None, rmax, spaxel_ratio_snr, target_snr,
+        res = _binned_result(mode, spec, prep, rmax, spaxel_ratio_snr, target_snr,
                              voronoi_labels, messages, missing, dropped, cube_ctx=ctx)
     if azimuthal and mode == "annuli":
         prep = _prep_cube_fn(spec)(*args)
