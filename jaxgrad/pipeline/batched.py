@@ -34,6 +34,29 @@ Example (the beam-smearing suite)::
     res.grad, res.grad_err        # Method I WLS gradient per galaxy [B], dex/kpc
     res.grad2                     # Method II (median over diagnostics) [B]
     res.output.bins.m1.median     # per-annulus 12+log(O/H) [B, n_annuli]
+
+Notes for mock suites:
+
+* Everything that fixes shapes or code paths is static (lines, field size, pixel scale,
+  ``n_annuli``, diagnostics, grid size, whether the geometry is fitted, PSF
+  homogenisation, the line-fit set-up): one compilation per combination and batch size.
+  Values that only change numbers — z, PSF FWHM (per galaxy, or per line/channel),
+  geometry, ``max_radius_kpc``, ``outer_snr``, ``radius_mode`` — are traced.
+* To skip the per-call validation, build the spec once with :func:`make_chain_spec`
+  and call the cached jitted function directly: ``f = batched_maps_fn(spec, chunk)`` then
+  ``f(maps, errs, z, psf_fwhm, psf_q, geometry, options)`` with arrays of leading size B
+  (``options`` = :class:`~jaxgrad.pipeline.core.ChainOptions` of ``[B]`` arrays, e.g.
+  from :func:`~jaxgrad.pipeline.core.make_options` broadcast to B).
+* The chain never raises inside: galaxies with no detection come back with
+  ``measurable=False`` and NaN gradients; missing lines (all-NaN maps) drop only their
+  diagnostics. Only the edge checks (shapes, errors ≤ 0, lines outside a cube) raise.
+* Paper A's annulus radius is the midpoint (a_in + a_out)/2 (``radius_mode="midpoint"``,
+  the default). With annuli only one or two pixels wide (a PSF smaller than ~2 pixels)
+  it biases Z0 by ~0.2 pixel × ∇Z at the centre; ``"flux_weighted"`` avoids that.
+* For self-consistent mocks from :func:`jaxgrad.line_maps`, pass
+  ``diagnostics=calibration.diagnostics_for_lines(lines)`` (the diagnostics the forward
+  model used): a calibration's other diagnostics (e.g. sanders24's O32 and R23) are
+  separate fits and do not agree exactly with those.
 """
 
 from __future__ import annotations
@@ -176,13 +199,18 @@ def check_errors(errs, name: str = "errs") -> None:
 
 
 def _batch_vec(x, B, name, dtype, positive=True, trailing=()):
+    """Broadcast a scalar / per-galaxy ``[B]`` / per-item ``[B, *trailing]`` argument.
+
+    A 1-D argument of length B is per galaxy; one of length ``trailing[0]`` (≠ B) is per
+    item (line or channel) and shared by the batch.
+    """
     a = np.asarray(x, float)
     if a.ndim == 0:
         a = np.full((B,) + trailing, float(a))
-    elif a.shape == trailing and trailing:
+    elif a.shape == (B,):
+        a = np.broadcast_to(a.reshape((B,) + (1,) * len(trailing)), (B,) + trailing)
+    elif trailing and a.shape == trailing:
         a = np.broadcast_to(a, (B,) + trailing)
-    elif a.shape == (B,) and trailing:
-        a = np.broadcast_to(a[:, None], (B,) + trailing)
     if a.shape != (B,) + trailing:
         raise ValueError(f"{name} must be a scalar, shape [{B}] or {[B, *trailing]}, got {np.shape(x)}")
     if not np.all(np.isfinite(a)) or (positive and np.any(a <= 0)):
@@ -332,11 +360,10 @@ def batched_gradient_from_maps(maps, errs, lines, pixel_scale: float, z, psf_fwh
     if L != len(lines):
         raise ValueError(f"maps have {L} line maps but {len(lines)} line names were given")
     dtype = jnp.result_type(maps, float)
-    fw_np = np.asarray(psf_fwhm, float)
-    per_line = fw_np.ndim == 2 or (fw_np.ndim == 1 and fw_np.shape == (L,) and L != B)
+    fw = _batch_vec(psf_fwhm, B, "psf_fwhm", dtype, trailing=(L,))
     # nothing to homogenise when every map of a galaxy has the same PSF: skip the step
     # (it is exact then, and compiling it costs time)
-    homogenise = bool(homogenise and per_line and np.any(np.ptp(np.atleast_2d(fw_np), axis=-1) > 0))
+    homogenise = bool(homogenise and np.any(np.ptp(np.asarray(fw), axis=-1) > 0))
     spec, _ = make_chain_spec(
         lines, pixel_scale, ny, nx, calibration=calibration, diagnostics=diagnostics,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
@@ -345,7 +372,6 @@ def batched_gradient_from_maps(maps, errs, lines, pixel_scale: float, z, psf_fwh
         snr_min=snr_min, default_scatter=default_scatter, dust_correct=dust_correct,
         dust_law=dust_law, n_grid=n_grid, min_bins_method2=min_bins_method2, warn=warn)
     zb = _batch_vec(z, B, "z", dtype)
-    fw = _batch_vec(psf_fwhm, B, "psf_fwhm", dtype, trailing=(L,))
     qb = _batch_vec(psf_axis_ratio, B, "psf_axis_ratio", dtype)
     opts = _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype)
     g, _ = _geom_batch(geometry, B, dtype)
@@ -431,9 +457,8 @@ def batched_gradient_from_cubes(cubes, errs, wavelengths_um, lines, pixel_scale:
     dtype = jnp.result_type(cubes, float)
     lf = linefit_spec_for(lines, centres, sigma_init_kms=sigma_init_kms, broad=broad,
                           **(linefit_options or {}))
-    fw_np = np.asarray(psf_fwhm, float)
-    homogenise = bool(homogenise and fw_np.ndim >= 1 and fw_np.shape[-1] == C
-                      and np.any(np.ptp(np.atleast_2d(fw_np), axis=-1) > 0))
+    fw = _batch_vec(psf_fwhm, B, "psf_fwhm", dtype, trailing=(C,))
+    homogenise = bool(homogenise and np.any(np.ptp(np.asarray(fw), axis=-1) > 0))
     spec, _ = make_chain_spec(
         lines, pixel_scale, ny, nx, calibration=calibration, diagnostics=diagnostics,
         n_annuli=n_annuli, bright_line=bright_line, min_width_pix=min_width_pix,
@@ -443,7 +468,6 @@ def batched_gradient_from_cubes(cubes, errs, wavelengths_um, lines, pixel_scale:
         n_chan=C, has_err_cube=has_err, rms_window=rms_window, line_mask_kms=line_mask_kms,
         warn=warn)
     zb = _batch_vec(z, B, "z", dtype)
-    fw = _batch_vec(psf_fwhm, B, "psf_fwhm", dtype, trailing=(C,))
     qb = _batch_vec(psf_axis_ratio, B, "psf_axis_ratio", dtype)
     opts = _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype)
     g, _ = _geom_batch(geometry, B, dtype)
