@@ -45,8 +45,9 @@ Notes for mock suites:
 * To skip the per-call validation, build the spec once with :func:`make_chain_spec`
   and call the cached jitted function directly: ``f = batched_maps_fn(spec, chunk)`` then
   ``f(maps, errs, z, psf_fwhm, psf_q, geometry, options)`` with arrays of leading size B
-  (``options`` = :class:`~jaxgrad.pipeline.core.ChainOptions` of ``[B]`` arrays, e.g.
-  from :func:`~jaxgrad.pipeline.core.make_options` broadcast to B).
+  (``psf_fwhm`` ``[B, L]``; ``geometry = make_geometry(np.zeros(B), np.zeros(B),
+  np.ones(B), np.zeros(B))``, ignored when the spec fits it;
+  ``options = batch_options(B, max_radius_kpc, outer_snr, radius_mode)``).
 * The chain never raises inside: galaxies with no detection come back with
   ``measurable=False`` and NaN gradients; missing lines (all-NaN maps) drop only their
   diagnostics. Only the edge checks (shapes, errors ≤ 0, lines outside a cube) raise.
@@ -75,7 +76,7 @@ from jaxgrad.pipeline import linefit as _lf
 from jaxgrad.pipeline import metallicity as _met
 
 __all__ = ["BatchedGradients", "batched_gradient_from_maps", "batched_gradient_from_cubes",
-           "make_chain_spec", "batched_maps_fn", "batched_cubes_fn"]
+           "make_chain_spec", "batched_maps_fn", "batched_cubes_fn", "batch_options"]
 
 C_KM_S = 299792.458
 
@@ -228,6 +229,14 @@ def _geom_batch(geometry, B, dtype):
         raise TypeError(f"geometry must be None, a dict or a Geometry, got {type(geometry).__name__}")
     g = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(jnp.asarray(v), (B,)), geometry)
     return g, False
+
+
+def batch_options(B: int, max_radius_kpc=None, outer_snr: float = 3.0,
+                  radius_mode: str = "midpoint", dtype=None) -> _core.ChainOptions:
+    """:class:`~jaxgrad.pipeline.core.ChainOptions` for a batch of B galaxies
+    (``max_radius_kpc`` scalar or ``[B]``; None = no cap)."""
+    dtype = dtype or jnp.result_type(float)
+    return _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype)
 
 
 def _options_batch(max_radius_kpc, outer_snr, radius_mode, B, dtype):
