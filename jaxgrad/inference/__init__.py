@@ -10,3 +10,5 @@ from jaxgrad.inference.simulate import simulate_galaxy
 from jaxgrad.inference.population import PopulationResult, fit_population, population_model
 from jaxgrad.inference.emcee_ref import EmceeResult, run_emcee
 from jaxgrad.inference.binned import binned_profile_model, make_binned_data, method1_numpyro, paper_b_numpyro
+from jaxgrad.inference.sbc import SBCResult, rank_uniformity, run_sbc
+from jaxgrad.inference import sbc  # noqa: E402  (module: jaxgrad.inference.sbc.run_sbc, ...)

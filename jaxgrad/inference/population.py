@@ -596,14 +596,20 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     n = cfg.n_gal
     kn = len(cfg.nuisance)
     dtype = pdata.obs.data.dtype
-    V, covb, r_piv = _decorrelating_pivot(gm.v_pooled, gm.cov_pooled, np.asarray(pdata.r_pivot, float))
+    r0 = np.asarray(pdata.r_pivot, float)
+    V, covb, r_piv = _decorrelating_pivot(gm.v_pooled, gm.cov_pooled, r0)
     sig_g, sig_z = _data_sigma(covb, gm.pool)
     m_g, s_g, m_z, s_z = gm.pool
     # tau_hat = 0 when the spread is consistent with no intrinsic scatter: then every
     # galaxy is sampled non-centred (posterior mass near tau = 0 is a funnel for any
     # centred galaxy)
-    tau_hat_g = math.sqrt(max(s_g**2 - float(np.median(sig_g**2)), 0.0))
-    tau_hat_z = math.sqrt(max(s_z**2 - float(np.median(sig_z**2)), 0.0))
+    # s_g, s_z are robust spreads of the stage-1 grad and Z0 MAPs: subtract *their* noise
+    # (Z0 = Z(r̄) − ∇Z r̄ carries the gradient's error too)
+    c1 = gm.cov_nopool
+    noise_g = c1[:, 0, 0]
+    noise_z0 = c1[:, 1, 1] + r0**2 * c1[:, 0, 0] - 2 * r0 * c1[:, 0, 1]
+    tau_hat_g = math.sqrt(max(s_g**2 - float(np.median(noise_g)), 0.0))
+    tau_hat_z = math.sqrt(max(s_z**2 - float(np.median(noise_z0)), 0.0))
     c_g = centredness(sig_g, tau_factor * tau_hat_g)
     c_z = centredness(sig_z, tau_factor * tau_hat_z)
     if centering != "auto":

@@ -14,6 +14,7 @@ over chains or over data sets (the SBC runs many fits in one call).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -291,11 +292,18 @@ def _split(x: np.ndarray) -> np.ndarray:
 
 def ess_bulk(x) -> float:
     """Bulk effective sample size of draws ``[C, S]``: split chains, rank-normalised
-    (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021), NumPyro's autocorrelation ESS."""
+    (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021), NumPyro's autocorrelation ESS.
+
+    Antithetic chains can make the autocorrelation sum negative; as in Stan, τ is
+    bounded below by 1/log10(N), i.e. the ESS is capped at N log10(N) (N = C × S).
+    """
     x = np.asarray(x, float)
     if x.shape[1] < 4 or np.ptp(x) == 0:
         return float("nan")
-    return float(effective_sample_size(_rank_normalise(_split(x))))
+    n = x.size
+    ess = float(effective_sample_size(_rank_normalise(_split(x))))
+    cap = n * math.log10(n)
+    return cap if not (0 < ess < cap) else ess
 
 
 def rhat_rank(x) -> float:

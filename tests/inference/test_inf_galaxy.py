@@ -151,3 +151,20 @@ def test_beam_smearing_recovery_24x24_two_chains():
     flat = _observer_gradient(data)
     assert not (lo <= flat <= hi)
     assert res.diagnostics["divergences"] == 0 and res.diagnostics["r_hat_max"] < 1.02
+
+
+@pytest.mark.slow
+def test_cube_fit_with_error_cube():
+    from jaxgrad.forward import line_windows
+
+    spec = jg.ModelSpec(lines=("OII_3727_30", "Hb", "OIII_5008"), ny=10, nx=10, pixel_scale=0.12,
+                        use_logu=False)
+    spec = line_windows(spec, z=2.0, n_chan=8)
+    p = jg.make_params(logoh0=8.0, grad_z=-0.05, r_e=1.5, psf_fwhm=0.3, z=2.0)
+    data = simulate_galaxy(jax.random.key(0), p, spec, snr=20, kind="cube")
+    assert data.kind == "cube" and data.maps.shape == (spec.n_chan, 10, 10)
+    res = fit_galaxy(data, fixed={"sersic_n": 1.0}, num_warmup=200, num_samples=300)
+    g = np.ravel(res.samples["grad_z"])
+    assert abs(np.median(g) + 0.05) < 2.5 * np.std(g)
+    assert res.diagnostics["divergences"] == 0
+    assert "channel" in res.idata.observed_data["maps"].dims
