@@ -33,7 +33,6 @@ everything else       fixed at ``GalaxyData.known`` (log U, its slope, geometry,
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 
 import jax
@@ -118,12 +117,6 @@ def box_bounds(d) -> tuple[float, float]:
     if isinstance(d, SoftUniform):
         return float(np.asarray(d.low)), float(np.asarray(d.high))
     return support_bounds(d)
-
-
-def _quiet_cal(fn, *a):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
-        return fn(*a)
 
 
 def turnover(spec: ModelSpec) -> float | None:

@@ -259,20 +259,19 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
     return _collect(flat, args, out, {"compile_s": t1 - t0, "run_s": t2 - t1})
 
 
-def _collect(flat: FlatModel, args: tuple, out: NutsOutput, timings: dict) -> SamplerRun:
-    constrain = jax.jit(jax.vmap(jax.vmap(lambda u: flat.constrain(u, *args))))
-    samples = {k: np.asarray(v) for k, v in constrain(out.z).items()}
-    stats = {
-        "num_steps": np.asarray(out.num_steps),
-        "diverging": np.asarray(out.diverging),
-        "accept_prob": np.asarray(out.accept_prob),
-        "potential_energy": np.asarray(out.potential_energy),
-        "energy": np.asarray(out.energy),
-        "step_size": np.asarray(out.step_size),
-        "warmup_steps": np.asarray(out.warmup_steps),
-        "warmup_divergences": np.asarray(out.warmup_divergences),
-    }
-    return SamplerRun(samples, np.asarray(out.z), stats, np.asarray(out.inverse_mass_matrix), timings)
+def _collect(flat: FlatModel, args: tuple, out: NutsOutput, timings: dict,
+             per_chain_args: bool = False) -> SamplerRun:
+    """Constrain the draws (args shared, or one set per chain) and gather the stats."""
+    if per_chain_args:
+        constrain = jax.jit(jax.vmap(lambda z, a: jax.vmap(lambda u: flat.constrain(u, *a))(z)))
+        cons = constrain(out.z, args)
+    else:
+        cons = jax.jit(jax.vmap(jax.vmap(lambda u: flat.constrain(u, *args))))(out.z)
+    stats = {k: np.asarray(getattr(out, k)) for k in (
+        "num_steps", "diverging", "accept_prob", "potential_energy", "energy", "step_size",
+        "warmup_steps", "warmup_divergences")}
+    return SamplerRun({k: np.asarray(v) for k, v in cons.items()}, np.asarray(out.z), stats,
+                      np.asarray(out.inverse_mass_matrix), timings)
 
 
 # ----------------------------------------------------------------- diagnostics
@@ -470,13 +469,4 @@ def run_nuts_many(flat: FlatModel, args_batch: tuple, u0, inv_mass, *, key, num_
     t1 = time.perf_counter()
     out = jax.block_until_ready(compiled(keys, u0, inv_mass, args_batch))
     t2 = time.perf_counter()
-    constrain = jax.jit(jax.vmap(lambda z, a: jax.vmap(lambda u: flat.constrain(u, *a))(z)))
-    samples = {k: np.asarray(v) for k, v in constrain(out.z, args_batch).items()}
-    stats = {
-        "num_steps": np.asarray(out.num_steps), "diverging": np.asarray(out.diverging),
-        "accept_prob": np.asarray(out.accept_prob), "potential_energy": np.asarray(out.potential_energy),
-        "energy": np.asarray(out.energy), "step_size": np.asarray(out.step_size),
-        "warmup_steps": np.asarray(out.warmup_steps), "warmup_divergences": np.asarray(out.warmup_divergences),
-    }
-    return SamplerRun(samples, np.asarray(out.z), stats, np.asarray(out.inverse_mass_matrix),
-                      {"compile_s": t1 - t0, "run_s": t2 - t1})
+    return _collect(flat, args_batch, out, {"compile_s": t1 - t0, "run_s": t2 - t1}, per_chain_args=True)

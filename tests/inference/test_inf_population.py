@@ -36,6 +36,10 @@ def test_population_small_shrinkage_and_no_divergences():
         if i % 2 == 1:
             assert abs(g["grad_z"]["median"] - mean) < abs(g["grad_nopool"] - mean) + 1e-3, name
     assert res.idata is not None and "grad_z" in res.idata.posterior
+    from jaxgrad.inference.plots import plot_population
+
+    fig = plot_population(res, truths=dict(zip(res.config["names"], grads, strict=True)))
+    assert len(fig.axes) == 1
 
 
 def test_population_rejects_bad_inputs():
