@@ -27,8 +27,9 @@ import numpyro.distributions as dist
 import scipy.optimize
 import scipy.special
 import scipy.stats
-from numpyro.infer.hmc import hmc
 from numpyro.infer.util import potential_energy
+
+from jaxgrad._nuts import nuts_chain
 
 __all__ = [
     "bootstrap_median",
@@ -354,25 +355,9 @@ def _run_nuts(
         (draws: pytree like ``init_params`` with a leading axis [num_samples];
         diverging: bool, shape [num_samples]).
     """
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-    state = init_kernel(
-        init_params,
-        num_warmup,
-        dense_mass=dense_mass,
-        target_accept_prob=0.9,
-        model_args=args,
-        rng_key=key,
-    )
-
-    def step(state, _):
-        state = sample_kernel(state, model_args=args)
-        return state, (state.z, state.diverging)
-
-    _, (draws, diverging) = jax.lax.scan(
-        step, state, None, length=num_warmup + num_samples
-    )
-    draws = jax.tree_util.tree_map(lambda d: d[num_warmup:], draws)
-    return draws, diverging[num_warmup:]
+    out = nuts_chain(key, init_params, args, potential_gen=potential_gen, num_warmup=num_warmup,
+                     num_samples=num_samples, dense_mass=dense_mass, target_accept_prob=0.9)
+    return out.z, out.diverging
 
 
 # ------------------------------------------------------------------------------ linmix

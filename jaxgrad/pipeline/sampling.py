@@ -156,20 +156,12 @@ def _functional_nuts(keys, init_params, args, *, potential_gen, num_warmup: int,
         (draws ``[chains, num_samples, ...]`` in the unconstrained space, diverging
         ``[chains, num_samples]``).
     """
-    from numpyro.infer.hmc import hmc
-
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    from jaxgrad._nuts import nuts_chain
 
     def one(key):
-        state = init_kernel(init_params, num_warmup, dense_mass=dense_mass,
-                            target_accept_prob=target_accept, model_args=args, rng_key=key)
-
-        def step(st, _):
-            st = sample_kernel(st, model_args=args)
-            return st, (st.z, st.diverging)
-
-        _, (draws, div) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
-        return draws[num_warmup:], div[num_warmup:]
+        out = nuts_chain(key, init_params, args, potential_gen=potential_gen, num_warmup=num_warmup,
+                         num_samples=num_samples, dense_mass=dense_mass, target_accept_prob=target_accept)
+        return out.z, out.diverging
 
     return jax.vmap(one)(keys)
 
