@@ -350,7 +350,6 @@ class GalaxyMaps(NamedTuple):
     Attributes:
         v_nopool, cov_nopool: stage-1 (no pooling) modes ``[n, k]`` and Laplace blocks.
         v_pooled, cov_pooled: stage-2 (fixed pooling priors) modes and blocks.
-        sigma_data: data-only σ of (∇Z, Z0) at the stage-2 mode ``[n, 2]``.
         pool: (m_g, s_g, m_z, s_z) of the stage-2 priors.
         obs: the data with the final errors (calibration scatter folded in).
     """
@@ -359,7 +358,6 @@ class GalaxyMaps(NamedTuple):
     cov_nopool: np.ndarray
     v_pooled: np.ndarray
     cov_pooled: np.ndarray
-    sigma_data: np.ndarray
     pool: tuple
     obs: Obs
 
@@ -381,8 +379,7 @@ def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps
        mode the hierarchy will find. These are NUTS's start values and scales.
 
     Returns:
-        :class:`GalaxyMaps`; ``sigma_data`` removes the pooling prior's precision from
-        the stage-2 Laplace variances of ∇Z and Z0 (Gaussian algebra).
+        :class:`GalaxyMaps`.
     """
     pot = _per_galaxy_potential(cfg)
     n = cfg.n_gal
@@ -433,11 +430,7 @@ def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps
     use2 = np.nan_to_num(b2.value, nan=np.inf) < np.nan_to_num(b1.value, nan=np.inf)
     vb = np.where(use2[:, None], b2.x, b1.x)
     covb = np.where(use2[:, None, None], b2.cov, b1.cov)
-    # data-only variances of (grad, Z0 at the pivot): remove the pooling prior precision
-    var_g = 1.0 / np.maximum(1.0 / covb[:, 0, 0] - 1.0 / s_g**2, 1.0 / (100 * s_g**2))
-    var_z = 1.0 / np.maximum(1.0 / covb[:, 1, 1] - 1.0 / s_z**2, 1.0 / (100 * s_z**2))
-    return GalaxyMaps(a.x, a.cov, vb, covb, np.sqrt(np.stack([var_g, var_z], axis=1)),
-                      (m_g, s_g, m_z, s_z), obs)
+    return GalaxyMaps(a.x, a.cov, vb, covb, (m_g, s_g, m_z, s_z), obs)
 
 
 def _reference_models(cfg: PopulationConfig, pdata: PopulationData, V):
@@ -587,6 +580,9 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
         raise ValueError(f"centering must be 'auto', 'centered' or 'noncentered', got {centering!r}")
     gals, pdata, cfg, cov_names, cov_values = prepare_population(galaxies, covariates, priors, fixed,
                                                                  hyper_priors, cal_scatter)
+    if cfg.n_gal < 3:
+        warnings.warn(f"fit_population with {cfg.n_gal} galaxies: the population scatter is "
+                      "barely constrained (prior-dominated tau; expect a hard posterior)", stacklevel=2)
     key = jax.random.key(seed)
     k_map, k_run = jax.random.split(key)
     t0 = time.perf_counter()
@@ -599,12 +595,11 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     r0 = np.asarray(pdata.r_pivot, float)
     V, covb, r_piv = _decorrelating_pivot(gm.v_pooled, gm.cov_pooled, r0)
     sig_g, sig_z = _data_sigma(covb, gm.pool)
-    m_g, s_g, m_z, s_z = gm.pool
-    # tau_hat = 0 when the spread is consistent with no intrinsic scatter: then every
-    # galaxy is sampled non-centred (posterior mass near tau = 0 is a funnel for any
-    # centred galaxy)
+    _, s_g, _, s_z = gm.pool
     # s_g, s_z are robust spreads of the stage-1 grad and Z0 MAPs: subtract *their* noise
-    # (Z0 = Z(r̄) − ∇Z r̄ carries the gradient's error too)
+    # (Z0 = Z(r̄) − ∇Z r̄ carries the gradient's error too). tau_hat = 0 when the spread
+    # is consistent with no intrinsic scatter: then every galaxy is sampled non-centred
+    # (posterior mass near tau = 0 is a funnel for any centred galaxy).
     c1 = gm.cov_nopool
     noise_g = c1[:, 0, 0]
     noise_z0 = c1[:, 1, 1] + r0**2 * c1[:, 0, 0] - 2 * r0 * c1[:, 0, 1]

@@ -131,14 +131,16 @@ def test_r3_only_is_ambiguous_warns_and_stays_on_one_branch():
         res = fit_galaxy(data, fixed={"sersic_n": 1.0, "r_e": 1.5}, num_warmup=200, num_samples=300)
     z0 = np.ravel(res.samples["logoh0"])
     t = turnover(spec)
+    # the branch wall is a 0.05-dex Gaussian shoulder: draws may lean over it a little,
+    # but never reach the other branch's mode (7.6 below; its mirror ~8.2 above)
     if res.diagnostics["branch"] == "lower":
-        assert np.percentile(z0, 99) < t + 0.05
+        assert np.percentile(z0, 99) < t + 0.1 and z0.max() < 8.05
     else:
-        assert np.percentile(z0, 1) > t - 0.05
+        assert np.percentile(z0, 1) > t - 0.1 and z0.min() > 7.7
     res = fit_galaxy(data, fixed={"sersic_n": 1.0, "r_e": 1.5}, branch="lower", num_warmup=200,
                      num_samples=300)
     z0 = np.ravel(res.samples["logoh0"])
-    assert abs(np.median(z0) - 7.6) < 3 * np.std(z0) and np.percentile(z0, 99) < t + 0.05
+    assert abs(np.median(z0) - 7.6) < 3 * np.std(z0) and np.percentile(z0, 99) < t + 0.1
 
 
 @pytest.mark.slow

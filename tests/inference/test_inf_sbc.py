@@ -19,12 +19,12 @@ KNOWN = dict(z=2.0, psf_fwhm=0.25, r_e=1.5, sersic_n=1.0, inc=30.0, pa=20.0)
 
 def _check(res, n):
     alpha = 1e-3 / len(res.names)  # Bonferroni over parameters
+    lo68, hi68 = binomial_band(n, res.expected68)
+    lo95, hi95 = binomial_band(n, res.expected95)
     for k in res.names:
         assert res.p_uniform[k] > alpha, (k, res.p_uniform[k])
-        lo68, hi68 = binomial_band(n, 0.68)
-        lo95, hi95 = binomial_band(n, 0.95)
-        assert lo68 <= res.coverage68[k] <= hi68, (k, res.coverage68[k])
-        assert lo95 <= res.coverage95[k] <= min(hi95, 1.0), (k, res.coverage95[k])
+        assert lo68 <= res.coverage68[k] <= hi68, (k, res.coverage68[k], res.expected68)
+        assert lo95 <= res.coverage95[k] <= min(hi95, 1.0), (k, res.coverage95[k], res.expected95)
     assert res.divergences == 0
 
 
@@ -52,6 +52,16 @@ def test_uniformity_test_can_fail():
     assert rank_uniformity(ranks_of(truth, biased), 99) < 1e-6
     too_narrow = 0.3 * rng.normal(size=(200, 99))
     assert rank_uniformity(ranks_of(truth, too_narrow), 99) < 1e-6
+
+
+def test_coverage_from_ranks():
+    from jaxgrad.inference.sbc import coverage
+
+    ranks = np.arange(100)  # perfectly uniform ranks over 0..99
+    obs, exp = coverage(ranks, 99, 0.95)
+    assert obs == exp == 0.96  # 96 of the 100 rank quantiles lie in [0.025, 0.975]
+    obs, exp = coverage(np.zeros(50, int), 99, 0.68)
+    assert obs == 0.0 and exp == pytest.approx(0.68)
 
 
 @pytest.mark.slow
