@@ -6,7 +6,7 @@ back to named constrained values (deterministic sites included). Everything down
 works on that one function, so NUTS, the MAP fit and emcee (:mod:`.emcee_ref`) see the
 identical log density.
 
-:func:`make_nuts` wraps NumPyro's functional ``hmc(algo="NUTS")`` init/sample kernels
+:func:`make_nuts` wraps :func:`jaxgrad._nuts.nuts_chain` (NumPyro's functional ``hmc(algo="NUTS")`` init/sample kernels)
 in one jit-able function ``run(key, u0, inv_mass, args)`` (warm-up and sampling as two
 ``lax.scan``\\ s): compiled once per shape, reusable across data sets, and ``vmap``-able
 over chains or over data sets (the SBC runs many fits in one call).
@@ -28,9 +28,10 @@ from jax.scipy.special import ndtri
 from numpyro import handlers
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer.hmc import hmc
 from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy
+
+from jaxgrad._nuts import nuts_chain
 
 __all__ = [
     "DivergenceWarning",
@@ -173,24 +174,10 @@ def make_nuts(potential, *, num_warmup: int, num_samples: int, dense_mass: bool 
         return lambda u: potential(u, *args)
 
     def run(key, u0, inv_mass, args):
-        init_kernel, sample_kernel = hmc(potential_fn_gen=gen, algo="NUTS")
-        state = init_kernel(
-            u0, num_warmup, inverse_mass_matrix=inv_mass, dense_mass=dense_mass,
-            target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-            model_args=args, rng_key=key,
-        )
-
-        def step(s, _):
-            s = sample_kernel(s, model_args=args)
-            return s, (s.z, s.num_steps, s.diverging, s.accept_prob, s.potential_energy, s.energy)
-
-        # one scan over warm-up and sampling: a single copy of the NUTS kernel to compile
-        state, (z, steps, div, acc, pe, en) = jax.lax.scan(step, state, None,
-                                                           length=num_warmup + num_samples)
-        w = num_warmup
-        ad = state.adapt_state
-        return NutsOutput(z[w:], steps[w:], div[w:], acc[w:], pe[w:], en[w:], jnp.sum(steps[:w]),
-                          jnp.sum(div[:w]), ad.step_size, ad.inverse_mass_matrix)
+        out = nuts_chain(key, u0, args, potential_gen=gen, num_warmup=num_warmup, num_samples=num_samples,
+                         dense_mass=dense_mass, target_accept_prob=target_accept_prob,
+                         max_tree_depth=max_tree_depth, inverse_mass_matrix=inv_mass)
+        return NutsOutput(*out)
 
     return run
 
