@@ -31,7 +31,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy
 
-from jaxgrad._nuts import nuts_chain
+from jaxgrad._nuts import ChainOutput, nuts_chain
 
 __all__ = [
     "DivergenceWarning",
@@ -126,32 +126,7 @@ def flatten_model(model, model_args: tuple, key=None, init_strategy=None) -> Fla
     return FlatModel(potential, constrain, unravel, flat0, tuple(sorted(z0)))
 
 
-class NutsOutput(NamedTuple):
-    """Per-chain output of :func:`make_nuts`'s run function (leading axis: draws).
-
-    Attributes:
-        z: unconstrained draws ``[S, d]``.
-        num_steps: leapfrog steps (= gradient evaluations) per draw ``[S]``.
-        diverging: divergence flags ``[S]``.
-        accept_prob: mean acceptance probability per draw ``[S]``.
-        potential_energy: ``[S]``.
-        energy: Hamiltonian per draw ``[S]`` (for E-BFMI).
-        warmup_steps: total leapfrog steps of the warm-up (scalar).
-        warmup_divergences: divergences during warm-up (scalar).
-        step_size: adapted step size.
-        inverse_mass_matrix: adapted ``[d]`` or ``[d, d]``.
-    """
-
-    z: jax.Array
-    num_steps: jax.Array
-    diverging: jax.Array
-    accept_prob: jax.Array
-    potential_energy: jax.Array
-    energy: jax.Array
-    warmup_steps: jax.Array
-    warmup_divergences: jax.Array
-    step_size: jax.Array
-    inverse_mass_matrix: jax.Array
+NutsOutput = ChainOutput  # per-chain output of make_nuts's run function (see jaxgrad._nuts)
 
 
 def make_nuts(potential, *, num_warmup: int, num_samples: int, dense_mass: bool = True,
@@ -177,7 +152,7 @@ def make_nuts(potential, *, num_warmup: int, num_samples: int, dense_mass: bool 
         out = nuts_chain(key, u0, args, potential_gen=gen, num_warmup=num_warmup, num_samples=num_samples,
                          dense_mass=dense_mass, target_accept_prob=target_accept_prob,
                          max_tree_depth=max_tree_depth, inverse_mass_matrix=inv_mass)
-        return NutsOutput(*out)
+        return out
 
     return run
 
