@@ -57,6 +57,7 @@ def _chain(suite: SuiteSpec):
 def measure_batch_jax(batch: MockBatch, suite: SuiteSpec) -> dict[str, jax.Array]:
     """Measure a batch (JAX arrays in, JAX arrays out; no host transfer of the data)."""
     from jaxgrad.pipeline import geometry as _geom
+    from jaxgrad.pipeline.batched import batch_options
     from jaxgrad.pipeline.gradient import wls_gradient
 
     fn, centres, _ = _chain(suite)
@@ -69,11 +70,7 @@ def measure_batch_jax(batch: MockBatch, suite: SuiteSpec) -> dict[str, jax.Array
     q = jnp.ones((B,), dtype)
     zeros = jnp.zeros((B,), dtype)
     geom = _geom.Geometry(zeros, zeros, jnp.ones((B,), dtype), zeros, zeros, zeros, jnp.ones((B,), bool))
-    from jaxgrad.pipeline.core import make_options
-
-    opts = jax.tree_util.tree_map(lambda v: jnp.broadcast_to(jnp.asarray(v), (B,)),
-                                  make_options(max_radius_kpc=None, outer_snr=3.0, radius_mode="midpoint",
-                                               dtype=dtype))
+    opts = batch_options(B, max_radius_kpc=None, outer_snr=3.0, radius_mode="midpoint", dtype=dtype)
     z = batch.params.z.astype(dtype)
     if centres is not None:
         out = fn(data, errs, jnp.asarray(centres, dtype), z, fwhm, q, geom, opts)
