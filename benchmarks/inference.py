@@ -128,17 +128,27 @@ def bench_binned(quick: bool) -> dict:
 
 
 # ----------------------------------------------------------------------------- (b)
-def bench_galaxy(quick: bool) -> dict:
+def bench_galaxy(quick: bool, full: bool = False) -> dict:
+    """(b); ``full``: geometry (i, PA, centre), log U and the PSF width sampled too
+    (11 parameters, what a real fit with imaging priors on the geometry samples)."""
     import jax
+    import numpyro.distributions as dist
 
     import jaxgrad as jg
     from jaxgrad.inference import fit_galaxy, simulate_galaxy
 
     spec = jg.ModelSpec(lines=LINES, ny=64, nx=64, pixel_scale=0.05)
-    p = jg.make_params(logoh0=7.9, grad_z=-0.1, r_e=2.0, psf_fwhm=0.2, z=5.0)
+    geo = {"inc": 45.0, "pa": 30.0, "x0": 0.02, "y0": -0.03} if full else {}
+    p = jg.make_params(logoh0=7.9, grad_z=-0.1, r_e=2.0, psf_fwhm=0.2, z=5.0, **geo)
     data = simulate_galaxy(jax.random.key(0), p, spec, snr=30.0, name="bench64")
+    priors = None
+    if full:
+        priors = {"inc": dist.TruncatedNormal(45.0, 8.0, low=5.0, high=85.0),
+                  "pa": dist.Normal(30.0, 8.0), "x0": dist.Normal(0.0, 0.1), "y0": dist.Normal(0.0, 0.1),
+                  "logu": dist.Uniform(-3.5, -1.5),
+                  "psf_fwhm": dist.TruncatedNormal(0.2, 0.02, low=0.1, high=0.3)}
     nw, ns = (300, 500) if quick else (500, 1000)
-    res = fit_galaxy(data, num_warmup=nw, num_samples=ns, seed=0)
+    res = fit_galaxy(data, priors=priors, num_warmup=nw, num_samples=ns, seed=0)
     diag = res.diagnostics
     gm = res.model
     rec = {"nuts": _nuts_record(diag, "grad_z", gm.flat.dim, nw, ns)}
@@ -151,7 +161,9 @@ def bench_galaxy(quick: bool) -> dict:
     u_map = np.array([float(biject_to(gm.priors[k].support).inv(res.map[k])) for k in gm.names], np.float32)
     cov = psd_inverse(fd_hessian(lambda u: vg(u, gm.obs), u_map))
     rec["emcee"] = _emcee_record(gm.flat, (gm.obs,), "grad_z", diag["run_s"], u_map, cov)
-    rec["description"] = "64x64 maps, 4 lines, z=5, 0.05\"/pix, PSF 0.2\", S/N 30; Z0, grad, flux, R_e, n"
+    rec["description"] = ("64x64 maps, 4 lines, z=5, 0.05\"/pix, PSF 0.2\", S/N 30; Z0, grad, flux, R_e, n"
+                          + ("; + inc, PA, x0, y0 (imaging priors), log U, PSF FWHM (prior 0.2 +- 0.02)"
+                             if full else ""))
     rec["posterior_grad_z"] = [float(np.median(res.samples["grad_z"])), float(np.std(res.samples["grad_z"]))]
     return rec
 
@@ -164,7 +176,12 @@ def _population_mocks(n: int, seed: int = 0, ny: int = 16):
     from jaxgrad.inference.data import GalaxyData
     from jaxgrad.inference.simulate import INFERRED, noise_level, simulate_planes
 
-    spec = jg.ModelSpec(lines=LINES, ny=ny, nx=ny, pixel_scale=0.12, use_logu=False)
+    from jaxgrad.inference.likelihood import line_scatter, pixel_sigma_ln
+
+    spec = jg.ModelSpec(lines=LINES, ny=ny, nx=ny, pixel_scale=0.05, use_logu=False)
+    # the mocks carry the calibration scatter the likelihood assumes (per pixel and line,
+    # the likelihood's linearised Gaussian law): a well-specified model, so the recovered scatter tau can be checked
+    s_ln = np.asarray(pixel_sigma_ln(spec, "maps", line_scatter(spec)[0], 2.0), np.float32)
     rng = np.random.default_rng(seed)
     grads = rng.normal(-0.05, 0.05, n)  # population: N(-0.05, 0.05²) dex/kpc
     z0 = rng.normal(8.1, 0.05, n)  # and Z0 ~ N(8.1, 0.05²)
@@ -172,12 +189,13 @@ def _population_mocks(n: int, seed: int = 0, ny: int = 16):
     params = jg.make_params(logoh0=z0, grad_z=grads, psf_fwhm=0.3, r_e=1.5, z=2.0)
     sig = jax.vmap(lambda p, s: noise_level(p, spec, s))(params, np.asarray(snr, np.float32))
     keys = jax.random.split(jax.random.key(seed), n)
-    planes = np.asarray(jax.vmap(lambda k, p, s: simulate_planes(k, p, spec, s))(keys, params, sig))
+    planes = np.asarray(jax.vmap(lambda k, p, s: simulate_planes(k, p, spec, s, "maps", s_ln, "gaussian"))(
+        keys, params, sig))
     known = {f: float(np.asarray(getattr(params, f))[0]) for f in params._fields
              if f not in INFERRED and f != "logoh0"}
     gals = [GalaxyData(planes[i], np.full(planes.shape[1:], float(sig[i])), None, spec, known=known,
                        name=f"g{i:05d}") for i in range(n)]
-    return gals, grads
+    return gals, grads, z0
 
 
 def _grad_cost(n: int, repeats: int = 5) -> dict:
@@ -187,7 +205,7 @@ def _grad_cost(n: int, repeats: int = 5) -> dict:
     from jaxgrad.inference.population import population_model, prepare_population
     from jaxgrad.inference.sampler import flatten_model
 
-    gals, _ = _population_mocks(n)
+    gals, _, _ = _population_mocks(n)
     _, pdata, cfg, _, _ = prepare_population(gals, fixed={"sersic_n": 1.0})
 
     def model(d):
@@ -199,8 +217,10 @@ def _grad_cost(n: int, repeats: int = 5) -> dict:
     return {"n_galaxies": n, "dim": flat.dim, "grad_s": t["median_s"], "compile_and_first_s": t["first_call_s"]}
 
 
-def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None, draws=None) -> dict:
+def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None, draws=None,
+                    chains: int = 1, emcee_max_n: int = 10, grad_costs=None, on_run=None) -> dict:
     from jaxgrad.inference import fit_population
+    from jaxgrad.inference.population import HYPER_SITES
 
     nw, ns = draws or ((200, 300) if quick else (500, 1000))
     runs, skipped = [], []
@@ -208,24 +228,43 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
         if time_left is not None and runs:
             # predict from the last run: time per gradient ~ n, steps per draw ~ flat
             last = runs[-1]
-            pred = last["nuts"]["run_s"] * n / last["n_galaxies"] + last["nuts"]["compile_s"] + 2 * last["map_s"]
+            # predicted from the last run: time per gradient from the measured gradient
+            # costs where given (GPU: far from linear in n), else ~ n; steps per draw flat
+            gc = grad_costs or {}
+            scale = (gc[n] / gc[last["n_galaxies"]] if n in gc and last["n_galaxies"] in gc
+                     else n / last["n_galaxies"])
+            pred = (last["nuts"]["run_s"] * scale + last["nuts"]["compile_s"]
+                    + 2 * last["map_s"] * max(scale, 1.0))
             if pred > time_left():
                 skipped.append({"n_galaxies": n, "predicted_s": pred})
                 continue
-        gals, grads = _population_mocks(n)
+        gals, grads, z0 = _population_mocks(n)
         t0 = time.perf_counter()
-        res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0)
+        res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0,
+                             num_chains=chains)
         total = time.perf_counter() - t0
         diag = res.diagnostics
-        rec = {"n_galaxies": n, "total_s": total, "map_s": diag["map_s"],
+        hyper_keys = [k for k in diag["ess_bulk"] if k.split("[")[0] in HYPER_SITES]
+        rec = {"n_galaxies": n, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
                "nuts": _nuts_record(diag, "alpha_grad_std", res.flat.dim, nw, ns),
+               "population_params": {k: {"ess_bulk": diag["ess_bulk"][k], "r_hat": diag["r_hat"][k]}
+                                     for k in hyper_keys},
+               "population_ess_bulk_min": diag["ess_bulk_hyper_min"],
+               "population_r_hat_max": diag["r_hat_hyper_max"],
+               "posterior": {k: res.hyper[k] for k in ("mean_grad", "tau_grad", "mean_z", "tau_z")},
+               "truth_sample": {"mean_grad": float(np.mean(grads)), "sd_grad": float(np.std(grads)),
+                                "mean_z": float(np.mean(z0)), "sd_z": float(np.std(z0)),
+                                "population": "grad ~ N(-0.05, 0.05), Z0 ~ N(8.1, 0.05)"},
                "alpha_grad": res.hyper["mean_grad"], "true_mean_grad": float(np.mean(grads))}
-        if with_emcee and n <= 10:
+        if with_emcee and n <= emcee_max_n:
             rec["emcee"] = _emcee_record(res.flat, (res.data,), "alpha_grad_std", diag["run_s"],
                                          res.u_start, np.diag(res.var_start))
         runs.append(rec)
+        if on_run is not None:
+            on_run(runs)
         print(f"  hierarchy n={n}: run {diag['run_s']:.1f}s, steps/draw {diag['mean_steps_per_draw']:.1f}, "
-              f"min ESS {diag['ess_bulk_min']:.0f}", flush=True)
+              f"min ESS {diag['ess_bulk_min']:.0f}, population min ESS {diag['ess_bulk_hyper_min']:.0f} "
+              f"max R-hat {diag['r_hat_hyper_max']:.3f}", flush=True)
     out = {"runs": runs, "skipped": skipped}
     if len(runs) >= 2:
         n = np.array([r["n_galaxies"] for r in runs], float)
@@ -249,6 +288,8 @@ def cpu_main(args) -> dict:
     out["binned_profile"] = bench_binned(args.quick)
     print("(b) forward-model galaxy 64x64", flush=True)
     out["galaxy_64"] = bench_galaxy(args.quick)
+    print("(b') forward-model galaxy 64x64, geometry + log U + PSF width sampled", flush=True)
+    out["galaxy_64_full"] = bench_galaxy(args.quick, full=True)
     print("(c) hierarchy", flush=True)
     sizes = [1, 4] if args.quick else [1, 10, 30]
     out["hierarchy"] = bench_hierarchy(sizes, args.quick)
@@ -286,7 +327,7 @@ def gpu_main(args) -> dict:
 
     out = {"benchmark": "inference_gpu", "machine": H.machine(), "versions": H.versions("numpyro", "optax"),
            "jax": jax.__version__, "numpyro": numpyro.__version__, "time_limit_s": limit}
-    sizes = args.sizes or ([100, 1000] if args.quick else [100, 1000, 10000])
+    sizes = args.sizes or ([100, 1000] if args.quick else [10000, 1000])
     costs = []
     for n in sizes:
         if left() < 20:
@@ -296,7 +337,9 @@ def gpu_main(args) -> dict:
     out["gradient_cost"] = costs
     H.write("inference_gpu.json", out)
     out["hierarchy"] = bench_hierarchy(sizes, quick=True, with_emcee=False, time_left=left,
-                                       draws=(300, 300) if args.quick else (500, 500))
+                                       draws=(300, 300) if args.quick else (500, 500), chains=args.chains,
+                                       grad_costs={c["n_galaxies"]: c["grad_s"] for c in costs},
+                                       on_run=lambda runs: H.write("inference_gpu.json", {**out, "hierarchy_partial": runs}))
     out["wall_s"] = time.perf_counter() - t_start
     return out
 
@@ -307,6 +350,7 @@ def main(argv=None):
     ap.add_argument("--gpu", action="store_true", help="GPU section: hierarchy up to 1e4 galaxies")
     ap.add_argument("--time-limit", type=float, default=300.0, help="GPU section: seconds to stay within")
     ap.add_argument("--sizes", type=int, nargs="*", default=None, help="GPU section: numbers of galaxies")
+    ap.add_argument("--chains", type=int, default=4, help="GPU section: chains (vmapped)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     if args.gpu:

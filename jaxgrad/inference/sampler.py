@@ -307,10 +307,14 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
     """
     st = run.stats
     comps = _components(run.samples, names)
-    if len(comps) > max_components:  # hierarchies with 10^4 galaxies: subsample
-        keys = list(comps)
-        sel = np.linspace(0, len(keys) - 1, max_components).astype(int)
-        comps = {keys[i]: comps[keys[i]] for i in sel}
+    if len(comps) > max_components:  # hierarchies with 10^4 galaxies: subsample the
+        # per-galaxy sites, keep every component of the small (population-level) ones
+        site = {k: k.split("[")[0] for k in comps}
+        size = {n: sum(1 for v in site.values() if v == n) for n in set(site.values())}
+        small = [k for k in comps if size[site[k]] <= 16]
+        big = [k for k in comps if size[site[k]] > 16]
+        sel = np.linspace(0, len(big) - 1, max(max_components - len(small), 1)).astype(int)
+        comps = {k: comps[k] for k in small + [big[i] for i in np.unique(sel)]}
     ess = {k: ess_bulk(v) for k, v in comps.items()}
     rhat = {k: rhat_rank(v) for k, v in comps.items()}
     fin_ess = [v for v in ess.values() if np.isfinite(v)]

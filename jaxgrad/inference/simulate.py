@@ -37,9 +37,9 @@ def noise_level(params: GalaxyParams, spec: ModelSpec, snr: float, kind: str = "
     return noise_sigma_for_snr(model[k], snr, inside)
 
 
-@partial(jax.jit, static_argnums=(2, 4))
+@partial(jax.jit, static_argnums=(2, 4, 6))
 def simulate_planes(key, params: GalaxyParams, spec: ModelSpec, sigma, kind: str = "maps",
-                    sigma_ln=None):
+                    sigma_ln=None, scatter_law: str = "lognormal"):
     """Noisy model planes ``[K, ny, nx]`` (traceable; vmap over keys/params for batches).
 
     Args:
@@ -48,21 +48,28 @@ def simulate_planes(key, params: GalaxyParams, spec: ModelSpec, sigma, kind: str
         spec: model spec.
         sigma: noise σ (scalar or broadcastable to the planes), flux units.
         kind: ``"maps"`` or ``"cube"``.
-        sigma_ln: optional calibration scatter s ln 10 per plane ``[K]`` (log-normal,
-            independent per pixel).
+        sigma_ln: optional calibration scatter s ln 10 per plane ``[K]``, independent
+            per pixel.
+        scatter_law: ``"lognormal"`` (flux × exp(s ln10 N): a scatter of the log ratio,
+            median-preserving, so the mean flux is biased up by exp((s ln10)²/2)) or
+            ``"gaussian"`` (flux × (1 + s ln10 N): exactly the linearised law the
+            likelihood assumes — the well-specified case for sampler and recovery checks).
     """
+    if scatter_law not in ("lognormal", "gaussian"):
+        raise ValueError(f"scatter_law must be 'lognormal' or 'gaussian', got {scatter_law!r}")
     model = predict(params, spec, kind)
     k_noise, k_scat = jax.random.split(key)
     if sigma_ln is not None:
         sl = jnp.asarray(sigma_ln, model.dtype)[:, None, None]
-        model = model * jnp.exp(sl * jax.random.normal(k_scat, model.shape, model.dtype))
+        eps = sl * jax.random.normal(k_scat, model.shape, model.dtype)
+        model = model * (jnp.exp(eps) if scatter_law == "lognormal" else 1.0 + eps)
     sig = jnp.broadcast_to(jnp.asarray(sigma, model.dtype), model.shape)
     return model + sig * jax.random.normal(k_noise, model.shape, model.dtype)
 
 
 def simulate_galaxy(key, params: GalaxyParams, spec: ModelSpec, snr: float = 30.0,
                     kind: str = "maps", name: str = "mock", sigma_ln=None,
-                    known_fields=None) -> GalaxyData:
+                    known_fields=None, scatter_law: str = "lognormal") -> GalaxyData:
     """A noisy mock :class:`GalaxyData` of one galaxy.
 
     Args:
@@ -72,12 +79,13 @@ def simulate_galaxy(key, params: GalaxyParams, spec: ModelSpec, snr: float = 30.
         snr: mean S/N within R_e of the brightest line (sets one σ for all planes).
         kind: ``"maps"`` or ``"cube"``.
         name: label.
-        sigma_ln: optional calibration scatter per plane (see :func:`simulate_planes`).
+        sigma_ln, scatter_law: optional calibration scatter per plane and its law (see
+            :func:`simulate_planes`).
         known_fields: fields passed on as ``known`` (default: all but :data:`INFERRED`).
     """
     validate_params(params, spec)
     sigma = float(noise_level(params, spec, snr, kind))
-    planes = np.asarray(simulate_planes(key, params, spec, sigma, kind, sigma_ln))
+    planes = np.asarray(simulate_planes(key, params, spec, sigma, kind, sigma_ln, scatter_law))
     fields = known_fields if known_fields is not None else [f for f in GalaxyParams._fields if f not in INFERRED]
     known = {f: float(getattr(params, f)) for f in fields}
     return GalaxyData(planes, np.full(planes.shape, sigma), None, spec, known=known, kind=kind, name=name)
