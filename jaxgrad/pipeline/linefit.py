@@ -259,25 +259,78 @@ def _profiles(comps, edges_w, z, dv, sig_kms):
     return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
 
 
-def _design(spec: LineFitSpec, edges_w, u, z, nl):
-    """Design matrix ``[P, G*W]`` for non-linear parameters nl = (dv, σ[, σ_b])."""
-    G, W = u.shape
+def _profile_rows(spec: LineFitSpec, edges_w, z, nl):
+    """Line (then broad) rows of the design matrix ``[F + n_broad, G, W]``."""
     dtype = edges_w.dtype
     prof = _profiles(spec.components, edges_w, z, nl[0], nl[1])  # [J, G, W]
     M = np.zeros((spec.n_free, len(spec.components)))
     for k, (j, _, w) in enumerate(spec.components):
         M[j, k] = w
-    cols = [jnp.tensordot(jnp.asarray(M, dtype), prof, axes=1)]  # [F, G, W]
-    eye = jnp.eye(G, dtype=dtype)[:, :, None]
-    cols.append(jnp.broadcast_to(eye, (G, G, W)))
-    cols.append(eye * u[None])
+    rows = [jnp.tensordot(jnp.asarray(M, dtype), prof, axes=1)]  # [F, G, W]
     if spec.broad:
         pb = _profiles(spec.broad_components, edges_w, z, nl[0], nl[2])
         Mb = np.zeros((len(spec.broad), len(spec.broad_components)))
         for k, (j, _, w) in enumerate(spec.broad_components):
             Mb[j, k] = w
-        cols.append(jnp.tensordot(jnp.asarray(Mb, dtype), pb, axes=1))
+        rows.append(jnp.tensordot(jnp.asarray(Mb, dtype), pb, axes=1))
+    return rows[0] if len(rows) == 1 else jnp.concatenate(rows, axis=0)
+
+
+def _design(spec: LineFitSpec, edges_w, u, z, nl):
+    """Design matrix ``[P, G*W]`` for non-linear parameters nl = (dv, σ[, σ_b]).
+
+    Rows: the F free lines, one constant and one slope per window (each non-zero on its
+    own window only), then the broad components.
+    """
+    G, W = u.shape
+    dtype = edges_w.dtype
+    Q = _profile_rows(spec, edges_w, z, nl)
+    F = spec.n_free
+    eye = jnp.eye(G, dtype=dtype)[:, :, None]
+    cols = [Q[:F], jnp.broadcast_to(eye, (G, G, W)), eye * u[None]]
+    if spec.broad:
+        cols.append(Q[F:])
     return jnp.concatenate(cols, axis=0).reshape(-1, G * W)
+
+
+def _profiled_chi2(spec: LineFitSpec, edges_w, u, z, nl, y, w):
+    """χ² with the linear parameters profiled out, as ``_solve_linear(_design(...))[1]``.
+
+    Uses the block structure of the design matrix: the baseline rows are non-zero on one
+    window each, so their blocks of the normal equations are per-window sums and only the
+    line/broad rows need products over all channels (about P²/R² fewer operations for P
+    parameters and R line rows). The system solved is the same ``[P, P]`` one.
+    """
+    G, W = u.shape
+    F = spec.n_free
+    Q = _profile_rows(spec, edges_w, z, nl)  # [R, G, W]
+    wg = w.reshape(G, W)
+    yg = y.reshape(G, W)
+    Qw = Q * wg[None]
+    qq = jnp.einsum("rgn,sgn->rs", Qw, Q)
+    qc = jnp.sum(Qw, axis=2)  # [R, G]
+    qs = jnp.sum(Qw * u[None], axis=2)
+    cc = jnp.sum(wg, axis=1)  # [G]
+    cs = jnp.sum(wg * u, axis=1)
+    ss = jnp.sum(wg * u * u, axis=1)
+    bq = jnp.einsum("rgn,gn->r", Qw, yg)
+    bc = jnp.sum(wg * yg, axis=1)
+    bs = jnp.sum(wg * u * yg, axis=1)
+    # assemble in the order of _design: lines, constants, slopes, broad
+    qn, qb = (qq[:F, :F], qq[:F, F:]), qq[F:, F:]
+    blocks = [
+        [qn[0], qc[:F], qs[:F], qn[1]],
+        [qc[:F].T, jnp.diag(cc), jnp.diag(cs), qc[F:].T],
+        [qs[:F].T, jnp.diag(cs), jnp.diag(ss), qs[F:].T],
+        [qn[1].T, qc[F:], qs[F:], qb],
+    ]
+    N = jnp.concatenate([jnp.concatenate(r, axis=1) for r in blocks], axis=0)
+    b = jnp.concatenate([bq[:F], bc, bs, bq[F:]])
+    coef = spd_solve(N, b, eps=1e-9)
+    cq = jnp.concatenate([coef[:F], coef[F + 2 * G:]])
+    m = jnp.tensordot(cq, Q, axes=1) + coef[F:F + G, None] + coef[F + G:F + 2 * G, None] * u
+    r = yg - m
+    return jnp.sum(wg * r * r)
 
 
 def spectrum_model(spec: LineFitSpec, edges_w, u, z, theta):
@@ -344,8 +397,7 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
     k = spec.n_nonlinear
 
     def chi2_at(nl):
-        A = _design(spec, ed_w, u_w, z, nl)
-        return _solve_linear(A, y, w)[1]
+        return _profiled_chi2(spec, ed_w, u_w, z, nl, y, w)
 
     # 1. coarse grid of the non-linear parameters, linear ones profiled out
     axes = [jnp.linspace(0.0, 1.0, n, dtype=dtype) for n in sizes]
