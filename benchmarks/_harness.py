@@ -43,6 +43,14 @@ def machine() -> dict:
     return info
 
 
+def load_average() -> list[float] | None:
+    """1-, 5- and 15-minute load averages (the machine may be shared)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return None
+
+
 def block(x):
     import jax
 
