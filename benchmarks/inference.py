@@ -329,7 +329,7 @@ def gpu_main(args) -> dict:
            "jax": jax.__version__, "numpyro": numpyro.__version__, "time_limit_s": limit}
     sizes = args.sizes or ([100, 1000] if args.quick else [10000, 1000])
     costs = []
-    for n in sizes:
+    for n in ([] if args.skip_grad_cost else sizes):
         if left() < 20:
             break
         costs.append(_grad_cost(n))
@@ -337,7 +337,8 @@ def gpu_main(args) -> dict:
     out["gradient_cost"] = costs
     H.write("inference_gpu.json", out)
     out["hierarchy"] = bench_hierarchy(sizes, quick=True, with_emcee=False, time_left=left,
-                                       draws=(300, 300) if args.quick else (500, 500), chains=args.chains,
+                                       draws=tuple(args.draws) if args.draws else
+                                       ((300, 300) if args.quick else (500, 500)), chains=args.chains,
                                        grad_costs={c["n_galaxies"]: c["grad_s"] for c in costs},
                                        on_run=lambda runs: H.write("inference_gpu.json", {**out, "hierarchy_partial": runs}))
     out["wall_s"] = time.perf_counter() - t_start
@@ -351,6 +352,9 @@ def main(argv=None):
     ap.add_argument("--time-limit", type=float, default=300.0, help="GPU section: seconds to stay within")
     ap.add_argument("--sizes", type=int, nargs="*", default=None, help="GPU section: numbers of galaxies")
     ap.add_argument("--chains", type=int, default=4, help="GPU section: chains (vmapped)")
+    ap.add_argument("--draws", type=int, nargs=2, default=None, metavar=("WARMUP", "SAMPLES"),
+                    help="GPU section: NUTS warm-up and sampling iterations per chain")
+    ap.add_argument("--skip-grad-cost", action="store_true", help="GPU section: no gradient-cost timings")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     if args.gpu:
