@@ -259,20 +259,35 @@ def _profiles(comps, edges_w, z, dv, sig_kms):
     return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
 
 
+def _summed_profiles(comps, n_rows: int, edges_w, z, dv, sig_kms):
+    """``[n_rows, G, W]``: row j = Σ over components (j, λ, w) of w × channel-integrated
+    unit Gaussian (as ``_profiles`` weighted and summed, one erf per component and edge).
+
+    The weighted CDFs of a row's components are summed at each channel edge and stored
+    (optimization_barrier), then differenced: XLA would otherwise fuse the difference and
+    evaluate every erf twice.
+    """
+    lam = jnp.asarray([c[1] for c in comps], edges_w.dtype) / 1e4
+    mu = lam * (1.0 + z) * (1.0 + dv / C_KM_S)
+    s = mu * sig_kms / C_KM_S
+    t = (edges_w[None] - mu[:, None, None]) / (SQRT2 * s[:, None, None])
+    cdf = jax.lax.erf(t)  # [J, G, W+1]
+    rows = []
+    for j in range(n_rows):
+        acc = jnp.zeros_like(edges_w)
+        for k, (jj, _, w) in enumerate(comps):
+            if jj == j:
+                acc = acc + (0.5 * w) * cdf[k]
+        rows.append(acc)
+    cum = jax.lax.optimization_barrier(jnp.stack(rows))
+    return cum[..., 1:] - cum[..., :-1]
+
+
 def _profile_rows(spec: LineFitSpec, edges_w, z, nl):
     """Line (then broad) rows of the design matrix ``[F + n_broad, G, W]``."""
-    dtype = edges_w.dtype
-    prof = _profiles(spec.components, edges_w, z, nl[0], nl[1])  # [J, G, W]
-    M = np.zeros((spec.n_free, len(spec.components)))
-    for k, (j, _, w) in enumerate(spec.components):
-        M[j, k] = w
-    rows = [jnp.tensordot(jnp.asarray(M, dtype), prof, axes=1)]  # [F, G, W]
+    rows = [_summed_profiles(spec.components, spec.n_free, edges_w, z, nl[0], nl[1])]
     if spec.broad:
-        pb = _profiles(spec.broad_components, edges_w, z, nl[0], nl[2])
-        Mb = np.zeros((len(spec.broad), len(spec.broad_components)))
-        for k, (j, _, w) in enumerate(spec.broad_components):
-            Mb[j, k] = w
-        rows.append(jnp.tensordot(jnp.asarray(Mb, dtype), pb, axes=1))
+        rows.append(_summed_profiles(spec.broad_components, len(spec.broad), edges_w, z, nl[0], nl[2]))
     return rows[0] if len(rows) == 1 else jnp.concatenate(rows, axis=0)
 
 
