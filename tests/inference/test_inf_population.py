@@ -80,3 +80,29 @@ def test_population_20_mocks_recovers_alpha_and_tau():
     b = res.hyper["beta_grad[logmstar]"]
     assert b["q2.5"] < 0.0 < b["q97.5"]  # no mass dependence was simulated
     _assert_shrinkage(res, [n for i, n in enumerate(res.config["names"]) if i % 3 == 1])
+
+
+def test_scatter_profile_matches_closed_form_and_chi2_interval():
+    """Equal widths: the ML population scatter is sqrt(max(S² − σ², 0)) with S² the mean
+    squared deviation (closed form); the 95% lower end is where the profile log
+    likelihood drops by χ²₁(0.95)/2 = 1.92, checked against a direct evaluation."""
+    from jaxgrad.inference.population import scatter_profile
+
+    rng = np.random.default_rng(4)
+    n, mu, tau, sig = 400, -0.05, 0.05, 0.03
+    theta = rng.normal(mu, np.hypot(tau, sig), n)
+    out = scatter_profile(theta, np.full(n, sig), spread=0.06)
+    s2 = np.mean((theta - theta.mean()) ** 2)
+    tau_ml = np.sqrt(max(s2 - sig**2, 0.0))
+    assert abs(out["tau"] - tau_ml) < 0.002 * tau_ml + 2e-4  # grid resolution
+    assert abs(out["mu"] - theta.mean()) < 1e-3
+
+    def ll(t):
+        v = t**2 + sig**2
+        return -0.5 * n * (np.log(v) + s2 / v)
+
+    assert abs(ll(out["tau_lo"]) - (ll(tau_ml) - 1.92)) < 0.05
+    assert 0 < out["tau_lo"] < tau_ml
+    # no intrinsic scatter, few objects: the interval reaches 0
+    few = rng.normal(mu, sig, 6)
+    assert scatter_profile(few, np.full(6, sig), spread=0.03)["tau_lo"] == 0.0
