@@ -218,7 +218,8 @@ def _grad_cost(n: int, repeats: int = 5) -> dict:
 
 
 def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None, draws=None,
-                    chains: int = 1, emcee_max_n: int = 10, grad_costs=None, on_run=None) -> dict:
+                    chains: int = 1, emcee_max_n: int = 10, grad_costs=None, on_run=None,
+                    ny: int = 16) -> dict:
     from jaxgrad.inference import fit_population
     from jaxgrad.inference.population import HYPER_SITES
 
@@ -238,14 +239,14 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
             if pred > time_left():
                 skipped.append({"n_galaxies": n, "predicted_s": pred})
                 continue
-        gals, grads, z0 = _population_mocks(n)
+        gals, grads, z0 = _population_mocks(n, ny=ny)
         t0 = time.perf_counter()
         res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0,
                              num_chains=chains)
         total = time.perf_counter() - t0
         diag = res.diagnostics
         hyper_keys = [k for k in diag["ess_bulk"] if k.split("[")[0] in HYPER_SITES]
-        rec = {"n_galaxies": n, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
+        rec = {"n_galaxies": n, "field_px": ny, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
                "nuts": _nuts_record(diag, "alpha_grad_std", res.flat.dim, nw, ns),
                "population_params": {k: {"ess_bulk": diag["ess_bulk"][k], "r_hat": diag["r_hat"][k]}
                                      for k in hyper_keys},
@@ -291,25 +292,28 @@ def cpu_main(args) -> dict:
     print("(b') forward-model galaxy 64x64, geometry + log U + PSF width sampled", flush=True)
     out["galaxy_64_full"] = bench_galaxy(args.quick, full=True)
     print("(c) hierarchy", flush=True)
-    sizes = [1, 4] if args.quick else [1, 10, 30]
-    out["hierarchy"] = bench_hierarchy(sizes, args.quick)
-    costs = [_grad_cost(n) for n in ([1, 10] if args.quick else [1, 10, 100])]
-    out["hierarchy"]["gradient_cost"] = costs
+    sizes = [1, 4] if args.quick else [1, 10, 20, 30, 100]
+    out["hierarchy"] = bench_hierarchy(sizes, args.quick, emcee_max_n=20)
+    out["hierarchy"]["gradient_cost"] = [_grad_cost(n) for n in ([1, 10] if args.quick else [1, 10, 20, 100])]
     runs = out["hierarchy"]["runs"]
-    if "run_s_power_law" in out["hierarchy"] and not args.quick:
-        pl = out["hierarchy"]["run_s_power_law"]
-        g100 = next((c for c in costs if c["n_galaxies"] == 100), None)
-        last = runs[-1]
-        steps = last["nuts"]["mean_steps_per_draw"]
-        it = last["nuts"]["num_warmup"] + last["nuts"]["num_samples"]
-        est = {"power_law_run_s": pl["prefactor_s"] * 100 ** pl["slope"]}
-        if g100:
-            est["grad_cost_run_s"] = g100["grad_s"] * steps * it * (100 / last["n_galaxies"]) ** 0.25
-        out["hierarchy"]["extrapolated_n100"] = {
-            **est, "note": ("EXTRAPOLATED, not measured: a full NUTS fit of 100 galaxies does not fit the "
-                            "time of this shared 2-core CPU; (1) the power law of the measured sizes, "
-                            "(2) the measured gradient cost at n=100 x steps/draw of the largest measured "
-                            "size scaled by (n ratio)^(1/4) (step size ~ d^-1/4) x iterations")}
+    sel = [r for r in runs if 10 <= r["n_galaxies"] <= 100]
+    if len(sel) >= 2:  # the issue's scaling range
+        n = np.array([r["n_galaxies"] for r in sel], float)
+        for key in ("run_s", "total_s"):
+            t = np.array([r["nuts"]["run_s"] if key == "run_s" else r["total_s"] for r in sel], float)
+            slope = float(np.polyfit(np.log(n), np.log(t), 1)[0])
+            out["hierarchy"][f"slope_10_100_{key}"] = slope
+    print("(c') hierarchy of 20 galaxies with 64x64 maps (all spaxels)", flush=True)
+    big = bench_hierarchy([4 if args.quick else 20], args.quick, with_emcee=False, ny=64,
+                          draws=(150, 150) if args.quick else (300, 300))
+    out["hierarchy_64x64"] = big["runs"][0]
+    for name in ("galaxy_64", "galaxy_64_full"):
+        rec = out[name]
+        if "ess_key_per_s" in rec.get("emcee", {}):
+            rec["nuts_over_emcee_ess_key_per_s"] = rec["nuts"]["ess_key_per_s"] / rec["emcee"]["ess_key_per_s"]
+    for r in runs:
+        if "ess_key_per_s" in r.get("emcee", {}):
+            r["nuts_over_emcee_ess_key_per_s"] = r["nuts"]["ess_key_per_s"] / r["emcee"]["ess_key_per_s"]
     out["load_avg_end"] = _load()
     out["wall_s"] = time.perf_counter() - t0
     return out
