@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import cache
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxgrad import lines as _lines
@@ -75,11 +77,14 @@ def line_alav(line_names: tuple[str, ...], law: str = "calzetti") -> tuple[float
     return tuple(float(v) for v in alav(lam, law))
 
 
-def balmer_decrement_av(ha_hb, law: str = "calzetti"):
-    """A_V from an observed Hα/Hβ ratio relative to case B (2.86).
+def balmer_decrement_av(ratio, law: str = "calzetti", line: str = "Ha"):
+    """A_V from an observed Balmer ratio X/Hβ relative to case B (Hα/Hβ = 2.86 by default).
 
-    A_V = 2.5 log10((Hα/Hβ)/2.86) / (A_Hβ/A_V − A_Hα/A_V). Negative values (ratios
-    below case B) are returned as they are; clip them if you need A_V ≥ 0.
+    A_V = 2.5 log10((X/Hβ)/(X/Hβ)_B) / (A_Hβ/A_V − A_X/A_V). Negative values (ratios
+    below case B) are returned as they are; clip them if you need A_V ≥ 0. NumPy in,
+    NumPy (float64) out; a JAX array (or tracer) in, JAX out — the observer pipeline's
+    per-annulus A_V uses the same function inside jit.
     """
-    a_ha, a_hb = line_alav(("Ha", "Hb"), law)
-    return 2.5 * np.log10(np.asarray(ha_hb) / _lines.CASE_B["Ha"]) / (a_hb - a_ha)
+    a_x, a_hb = line_alav((line, "Hb"), law)
+    xp = jnp if isinstance(ratio, jax.Array) else np
+    return 2.5 * xp.log10(xp.asarray(ratio) / _lines.CASE_B[line]) / (a_hb - a_x)

@@ -224,10 +224,9 @@ def _balmer_index(lines, name):
 def balmer_av(flux, err, spec: MetallicitySpec, av_fallback=0.0):
     """A_V (mag) from the Balmer decrement, Hα/Hβ preferred, else Hγ/Hβ.
 
-    A_V = −2.5 log10(R_obs / R_caseB) / (k_X − k_Hβ), with k = A_λ/A_V of
-    ``spec.dust_law`` (the same algebra as :func:`jaxgrad.physics.dust.balmer_decrement_av`,
-    traceable and extended to Hγ). Clipped at 0. Where neither pair is measured at
-    S/N ≥ ``snr_min``, returns ``av_fallback``.
+    A_V from :func:`jaxgrad.physics.dust.balmer_decrement_av` (``spec.dust_law``),
+    clipped at 0. Where neither pair is measured at S/N ≥ ``snr_min``, returns
+    ``av_fallback``.
 
     Returns:
         (av, measured): scalar A_V and a boolean flag.
@@ -240,16 +239,14 @@ def balmer_av(flux, err, spec: MetallicitySpec, av_fallback=0.0):
     measured = jnp.asarray(False)
     if ib < 0:
         return av, measured
-    kb = _dust.line_alav(("Hb",), spec.dust_law)[0]
     for name in ("Hg", "Ha"):  # later wins: Hα preferred
         ix = _balmer_index(lines, name)
         if ix < 0:
             continue
-        kx = _dust.line_alav((name,), spec.dust_law)[0]
         ok = used[ix] & used[ib]
         ratio = jnp.where(ok, flux[ix] / jnp.where(ok, flux[ib], 1.0), 1.0)
         ratio = jnp.where(ok & (ratio > 0), ratio, _lines.CASE_B[name])
-        a = -2.5 * jnp.log10(ratio / _lines.CASE_B[name]) / (kx - kb)
+        a = _dust.balmer_decrement_av(jnp.asarray(ratio, dtype), spec.dust_law, name)
         av = jnp.where(ok, jnp.maximum(a, 0.0), av)
         measured = measured | ok
     return av, measured
