@@ -68,8 +68,7 @@ def _chain(suite: SuiteSpec):
 @lru_cache(maxsize=16)
 def _measure_fn(suite: SuiteSpec):
     """The whole measurement (inputs, chain, variant fits) as one jitted function."""
-    from jaxgrad.pipeline import geometry as _geom
-    from jaxgrad.pipeline.batched import batch_options
+    from jaxgrad.pipeline.batched import batch_options, centred_face_on
     from jaxgrad.pipeline.gradient import wls_gradient
 
     fn, centres, _ = _chain(suite)
@@ -81,8 +80,7 @@ def _measure_fn(suite: SuiteSpec):
         n_img = data.shape[1]
         fwhm = jnp.broadcast_to(psf_fwhm[:, None], (B, n_img)).astype(dtype)
         q = jnp.ones((B,), dtype)
-        zeros = jnp.zeros((B,), dtype)
-        geom = _geom.Geometry(zeros, zeros, jnp.ones((B,), dtype), zeros, zeros, zeros, jnp.ones((B,), bool))
+        geom = centred_face_on(B, dtype)
         opts = batch_options(B, max_radius_kpc=None, outer_snr=3.0, radius_mode="midpoint", dtype=dtype)
         z = z.astype(dtype)
         if centres is not None:

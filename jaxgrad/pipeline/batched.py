@@ -219,10 +219,15 @@ def _batch_vec(x, B, name, dtype, positive=True, trailing=()):
     return jnp.asarray(a, dtype)
 
 
+def centred_face_on(B: int, dtype) -> _geom.Geometry:
+    """A batch of B centred, circular (q = 1, PA = 0) geometries: the default disk."""
+    z = jnp.zeros((B,), dtype)
+    return _geom.Geometry(z, z, jnp.ones((B,), dtype), z, z, z, jnp.ones((B,), bool))
+
+
 def _geom_batch(geometry, B, dtype):
     if geometry is None:
-        z = jnp.zeros((B,), dtype)
-        return _geom.Geometry(z, z, jnp.ones((B,), dtype), z, z, z, jnp.ones((B,), bool)), True
+        return centred_face_on(B, dtype), True
     if isinstance(geometry, dict):
         geometry = _geom.make_geometry(**geometry, dtype=dtype)
     if not isinstance(geometry, _geom.Geometry):
