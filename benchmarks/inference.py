@@ -227,13 +227,11 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
                     chains: int = 1, emcee_max_n: int = 10, grad_costs=None, on_run=None,
                     ny: int = 16) -> dict:
     from jaxgrad.inference import fit_population
-    from jaxgrad.inference.population import HYPER_SITES
 
     nw, ns = draws or ((200, 300) if quick else (500, 1000))
     runs, skipped = [], []
     for n in sizes:
         if time_left is not None and runs:
-            # predict from the last run: time per gradient ~ n, steps per draw ~ flat
             last = runs[-1]
             # predicted from the last run: time per gradient from the measured gradient
             # costs where given (GPU: far from linear in n), else ~ n; steps per draw flat
@@ -251,11 +249,9 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
                              num_chains=chains)
         total = time.perf_counter() - t0
         diag = res.diagnostics
-        hyper_keys = [k for k in diag["ess_bulk"] if k.split("[")[0] in HYPER_SITES]
         rec = {"n_galaxies": n, "field_px": ny, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
                "nuts": _nuts_record(diag, "alpha_grad_std", res.flat.dim, nw, ns),
-               "population_params": {k: {"ess_bulk": diag["ess_bulk"][k], "r_hat": diag["r_hat"][k]}
-                                     for k in hyper_keys},
+               "population_params": diag["hyper"],
                "population_ess_bulk_min": diag["ess_bulk_hyper_min"],
                "population_r_hat_max": diag["r_hat_hyper_max"],
                "posterior": {k: res.hyper[k] for k in ("mean_grad", "tau_grad", "mean_z", "tau_z")},
@@ -304,22 +300,17 @@ def cpu_main(args) -> dict:
     runs = out["hierarchy"]["runs"]
     sel = [r for r in runs if 10 <= r["n_galaxies"] <= 100]
     if len(sel) >= 2:  # the issue's scaling range
-        n = np.array([r["n_galaxies"] for r in sel], float)
-        for key in ("run_s", "total_s"):
-            t = np.array([r["nuts"]["run_s"] if key == "run_s" else r["total_s"] for r in sel], float)
-            slope = float(np.polyfit(np.log(n), np.log(t), 1)[0])
-            out["hierarchy"][f"slope_10_100_{key}"] = slope
+        log_n = np.log([r["n_galaxies"] for r in sel])
+        times = {"run_s": [r["nuts"]["run_s"] for r in sel], "total_s": [r["total_s"] for r in sel]}
+        for key, t in times.items():
+            out["hierarchy"][f"slope_10_100_{key}"] = float(np.polyfit(log_n, np.log(t), 1)[0])
     print("(c') hierarchy of 20 galaxies with 64x64 maps (all spaxels)", flush=True)
     big = bench_hierarchy([4 if args.quick else 20], args.quick, with_emcee=False, ny=64,
                           draws=(150, 150) if args.quick else (300, 300))
     out["hierarchy_64x64"] = big["runs"][0]
-    for name in ("galaxy_64", "galaxy_64_full"):
-        rec = out[name]
+    for rec in (out["galaxy_64"], out["galaxy_64_full"], *runs):
         if "ess_key_per_s" in rec.get("emcee", {}):
             rec["nuts_over_emcee_ess_key_per_s"] = rec["nuts"]["ess_key_per_s"] / rec["emcee"]["ess_key_per_s"]
-    for r in runs:
-        if "ess_key_per_s" in r.get("emcee", {}):
-            r["nuts_over_emcee_ess_key_per_s"] = r["nuts"]["ess_key_per_s"] / r["emcee"]["ess_key_per_s"]
     out["load_avg_end"] = _load()
     out["wall_s"] = time.perf_counter() - t0
     return out

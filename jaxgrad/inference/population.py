@@ -553,7 +553,9 @@ class PopulationResult:
         samples: draws ``[chains, draws, ...]`` of the hyper-parameters and per-galaxy
             ``grad_z``, ``logoh0``, nuisances.
         diagnostics: see :func:`~jaxgrad.inference.sampler.diagnose` (over the sampled
-            coordinates), plus ``tau_hat_grad``/``tau_hat_z`` and ``map_s``.
+            coordinates), plus ``tau_hat_grad``/``tau_hat_z``, ``map_s`` and ``hyper``
+            (ESS and R-hat of each population-level component) with its
+            ``ess_bulk_hyper_min`` / ``r_hat_hyper_max``.
         idata: ArviZ InferenceData (None without arviz).
         config: JSON-able description.
         covariates: covariate names.
@@ -694,9 +696,10 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     diag = diagnose(run, flat.names, max_tree_depth, key_param="alpha_grad_std")
     diag.update({"map_s": t_map, "tau_hat_grad": tau_hat_g, "tau_hat_z": tau_hat_z,
                  "tau_centre_grad": float(tau_c_g), "tau_centre_z": float(tau_c_z)})
-    hyper_sites = [k for k in diag["ess_bulk"] if k.split("[")[0] in HYPER_SITES]
-    diag["ess_bulk_hyper_min"] = float(min(diag["ess_bulk"][k] for k in hyper_sites))
-    diag["r_hat_hyper_max"] = float(max(diag["r_hat"][k] for k in hyper_sites))
+    diag["hyper"] = {k: {"ess_bulk": diag["ess_bulk"][k], "r_hat": diag["r_hat"][k]}
+                     for k in diag["ess_bulk"] if k.split("[")[0] in HYPER_SITES}
+    diag["ess_bulk_hyper_min"] = float(min(v["ess_bulk"] for v in diag["hyper"].values()))
+    diag["r_hat_hyper_max"] = float(max(v["r_hat"] for v in diag["hyper"].values()))
     samples = run.samples
     hyper = {}
     for k in ("alpha_grad", "tau_grad", "alpha_z", "tau_z", "mean_grad", "mean_z"):

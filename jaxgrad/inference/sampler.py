@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -310,7 +311,7 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
     if len(comps) > max_components:  # hierarchies with 10^4 galaxies: subsample the
         # per-galaxy sites, keep every component of the small (population-level) ones
         site = {k: k.split("[")[0] for k in comps}
-        size = {n: sum(1 for v in site.values() if v == n) for n in set(site.values())}
+        size = Counter(site.values())
         small = [k for k in comps if size[site[k]] <= 16]
         big = [k for k in comps if size[site[k]] > 16]
         sel = np.linspace(0, len(big) - 1, max(max_components - len(small), 1)).astype(int)

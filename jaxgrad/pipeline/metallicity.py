@@ -246,7 +246,7 @@ def balmer_av(flux, err, spec: MetallicitySpec, av_fallback=0.0):
         ok = used[ix] & used[ib]
         ratio = jnp.where(ok, flux[ix] / jnp.where(ok, flux[ib], 1.0), 1.0)
         ratio = jnp.where(ok & (ratio > 0), ratio, _lines.CASE_B[name])
-        a = _dust.balmer_decrement_av(jnp.asarray(ratio, dtype), spec.dust_law, name)
+        a = _dust.balmer_decrement_av(ratio, spec.dust_law, name)
         av = jnp.where(ok, jnp.maximum(a, 0.0), av)
         measured = measured | ok
     return av, measured
