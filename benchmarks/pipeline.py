@@ -74,6 +74,17 @@ def _mocks(B, seed, ny, cube=False):
     return out
 
 
+def _chain_row(part, run, n, grad_true, repeats, rate_digits, **extra):
+    """Time ``run`` (n galaxies through a batched chain) and summarise it as a table row."""
+    t = H.time_call(run, repeats=repeats)
+    g = run()
+    return {"part": part, "batch": n, **extra, "compile+first_s": round(t["first_call_s"], 2),
+            "median_s": round(t["median_s"], 4), "min_s": round(t["min_s"], 4),
+            "max_s": round(t["max_s"], 4), "per_galaxy_ms": round(1e3 * t["median_s"] / n, 2),
+            "galaxies_per_s": round(n / t["median_s"], rate_digits),
+            "median_ratio_measured_true": float(np.nanmedian(g / grad_true))}
+
+
 def bench_maps(B, repeats):
     from jaxgrad.pipeline import batched_gradient_from_maps
 
@@ -85,14 +96,7 @@ def bench_maps(B, repeats):
             return batched_gradient_from_maps(m["data"][:n], m["err"][:n], LINES, PIX, Z,
                                               m["fwhm"][:n], **kw).grad
 
-        t = H.time_call(run, repeats=repeats)
-        g = run()
-        rows.append({"part": "maps chain", "batch": n, "compile+first_s": round(t["first_call_s"], 2),
-                     "median_s": round(t["median_s"], 4), "min_s": round(t["min_s"], 4),
-                     "max_s": round(t["max_s"], 4),
-                     "per_galaxy_ms": round(1e3 * t["median_s"] / n, 2),
-                     "galaxies_per_s": round(n / t["median_s"], 1),
-                     "median_ratio_measured_true": float(np.nanmedian(g / m["grad"][:n]))})
+        rows.append(_chain_row("maps chain", run, n, m["grad"][:n], repeats, rate_digits=1))
     return rows
 
 
@@ -107,15 +111,8 @@ def bench_cubes(B, repeats, chunk):
             return batched_gradient_from_cubes(m["data"][:n], None, m["centres"], LINES, PIX, Z,
                                                m["fwhm"][:n], chunk_size=min(chunk, n), **kw).grad
 
-        t = H.time_call(run, repeats=repeats)
-        g = run()
-        rows.append({"part": "cube chain", "batch": n, "n_chan": int(m["data"].shape[1]),
-                     "compile+first_s": round(t["first_call_s"], 2),
-                     "median_s": round(t["median_s"], 4), "min_s": round(t["min_s"], 4),
-                     "max_s": round(t["max_s"], 4),
-                     "per_galaxy_ms": round(1e3 * t["median_s"] / n, 2),
-                     "galaxies_per_s": round(n / t["median_s"], 2),
-                     "median_ratio_measured_true": float(np.nanmedian(g / m["grad"][:n]))})
+        rows.append(_chain_row("cube chain", run, n, m["grad"][:n], repeats, rate_digits=2,
+                               n_chan=int(m["data"].shape[1])))
     return rows
 
 

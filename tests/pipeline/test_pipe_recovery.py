@@ -88,14 +88,19 @@ def test_spaxel_and_voronoi_modes_recover_gradient(recovery_mocks):
     assert vb.method1["grad"] == pytest.approx(grads[0], abs=0.015)
 
 
+def _cube_spec(n, pad_kms):
+    """An n×n cube spec with contiguous 106 km/s channels and its channel centres."""
+    spec = jg.ModelSpec(lines=LINES, calibration=CAL, ny=n, nx=n, pixel_scale=PIX,
+                        range_check="off")
+    spec = jg.default_channels(spec, Z, dv_kms=106.0, pad_kms=pad_kms)
+    e = np.asarray(spec.channel_edges)
+    return spec, np.sqrt(e[1:] * e[:-1])
+
+
 @pytest.mark.slow
 def test_cube_recovers_gradient_method1_and_2():
     """The full cube chain (line fits per annulus, moving-RMS error spectra)."""
-    spec = jg.ModelSpec(lines=LINES, calibration=CAL, ny=32, nx=32, pixel_scale=PIX,
-                        range_check="off")
-    spec = jg.default_channels(spec, Z, dv_kms=106.0, pad_kms=3000.0)
-    e = np.asarray(spec.channel_edges)
-    centres = np.sqrt(e[1:] * e[:-1])
+    spec, centres = _cube_spec(32, pad_kms=3000.0)
     rng = np.random.default_rng(1)
     for grad, z0 in ((-0.2, 8.15), (0.2, 7.6)):
         p = jg.make_params(grad_z=grad, logoh0=z0, psf_fwhm=PIX, z=Z, inc=20.0, pa=30.0,
@@ -120,11 +125,7 @@ def test_batched_cubes_recover_gradients_and_match_single():
     """The mock-suite entry point for cubes: two galaxies in one jitted call."""
     from jaxgrad.pipeline import batched_gradient_from_cubes
 
-    spec = jg.ModelSpec(lines=LINES, calibration=CAL, ny=24, nx=24, pixel_scale=PIX,
-                        range_check="off")
-    spec = jg.default_channels(spec, Z, dv_kms=106.0, pad_kms=2000.0)
-    e = np.asarray(spec.channel_edges)
-    centres = np.sqrt(e[1:] * e[:-1])
+    spec, centres = _cube_spec(24, pad_kms=2000.0)
     grads, z0 = np.array([-0.2, 0.2]), np.array([8.15, 7.6])
     p = jg.make_params(grad_z=grads, logoh0=z0, psf_fwhm=PIX, z=Z, inc=20.0, pa=30.0,
                        flux_hb=300.0)
