@@ -135,14 +135,15 @@ def bench_binned(quick: bool) -> dict:
 
 
 # ----------------------------------------------------------------------------- (b)
-def bench_galaxy(quick: bool, full: bool = False) -> dict:
-    """(b); ``full``: geometry (i, PA, centre), log U and the PSF width sampled too
-    (11 parameters, what a real fit with imaging priors on the geometry samples)."""
+def _galaxy_fit(quick: bool, full: bool):
+    """The (b) galaxy, its NUTS fit and emcee's start (MAP and Laplace covariance)."""
     import jax
     import numpyro.distributions as dist
+    from numpyro.distributions.transforms import biject_to
 
     import jaxgrad as jg
     from jaxgrad.inference import fit_galaxy, simulate_galaxy
+    from jaxgrad.inference.optim import fd_hessian, psd_inverse
 
     spec = jg.ModelSpec(lines=LINES, ny=64, nx=64, pixel_scale=0.05)
     geo = {"inc": 45.0, "pa": 30.0, "x0": 0.02, "y0": -0.03} if full else {}
@@ -156,17 +157,21 @@ def bench_galaxy(quick: bool, full: bool = False) -> dict:
                   "psf_fwhm": dist.TruncatedNormal(0.2, 0.02, low=0.1, high=0.3)}
     nw, ns = (300, 500) if quick else (500, 1000)
     res = fit_galaxy(data, priors=priors, num_warmup=nw, num_samples=ns, seed=0)
+    gm = res.model
+    vg = gm.vg()
+    u_map = np.array([float(biject_to(gm.priors[k].support).inv(res.map[k])) for k in gm.names], np.float32)
+    cov = psd_inverse(fd_hessian(lambda u: vg(u, gm.obs), u_map))
+    return res, (nw, ns), u_map, cov
+
+
+def bench_galaxy(quick: bool, full: bool = False) -> dict:
+    """(b); ``full``: geometry (i, PA, centre), log U and the PSF width sampled too
+    (11 parameters, what a real fit with imaging priors on the geometry samples)."""
+    res, (nw, ns), u_map, cov = _galaxy_fit(quick, full)
     diag = res.diagnostics
     gm = res.model
     rec = {"nuts": _nuts_record(diag, "grad_z", gm.flat.dim, nw, ns)}
     # emcee on the same potential, started like NUTS (the MAP and its Laplace covariance)
-    from numpyro.distributions.transforms import biject_to
-
-    from jaxgrad.inference.optim import fd_hessian, psd_inverse
-
-    vg = gm.vg()
-    u_map = np.array([float(biject_to(gm.priors[k].support).inv(res.map[k])) for k in gm.names], np.float32)
-    cov = psd_inverse(fd_hessian(lambda u: vg(u, gm.obs), u_map))
     rec["emcee"] = _emcee_record(gm.flat, (gm.obs,), "grad_z", diag["run_s"], u_map, cov)
     rec["description"] = ("64x64 maps, 4 lines, z=5, 0.05\"/pix, PSF 0.2\", S/N 30; Z0, grad, flux, R_e, n"
                           + ("; + inc, PA, x0, y0 (imaging priors), log U, PSF FWHM (prior 0.2 +- 0.02)"
@@ -204,14 +209,14 @@ def _population_mocks(n: int, seed: int = 0, ny: int = 16):
     return gals, grads, z0
 
 
-def _grad_cost(n: int, repeats: int = 5) -> dict:
+def _grad_cost(n: int, repeats: int = 5, ny: int = 16) -> dict:
     """Seconds per potential gradient of the hierarchy with n galaxies (compiled)."""
     import jax
 
     from jaxgrad.inference.population import population_model, prepare_population
     from jaxgrad.inference.sampler import flatten_model
 
-    gals, _, _ = _population_mocks(n)
+    gals, _, _ = _population_mocks(n, ny=ny)
     _, pdata, cfg, _, _ = prepare_population(gals, fixed={"sersic_n": 1.0})
 
     def model(d):
@@ -220,7 +225,25 @@ def _grad_cost(n: int, repeats: int = 5) -> dict:
     flat = flatten_model(model, (pdata,))
     vg = jax.jit(jax.value_and_grad(flat.potential))
     t = H.time_call(vg, flat.u_init, pdata, repeats=repeats)
-    return {"n_galaxies": n, "dim": flat.dim, "grad_s": t["median_s"], "compile_and_first_s": t["first_call_s"]}
+    return {"n_galaxies": n, "field_px": ny, "dim": flat.dim, "grad_s": t["median_s"], "grad_min_s": t["min_s"],
+            "compile_and_first_s": t["first_call_s"]}
+
+
+def gradient_scaling(sizes=(10, 20, 50, 100), ny: int = 64) -> dict:
+    """Cost of one potential gradient vs number of galaxies (64 x 64 maps, all spaxels)
+    and its log-log slope: the per-galaxy work of the vmapped likelihood, apart from
+    the sampler (whose steps per draw fall with more galaxies, see the runs)."""
+    costs = [_grad_cost(n, repeats=15, ny=ny) for n in sizes]
+    for c in costs:
+        print(f"  gradient n={c['n_galaxies']:4d} ({ny}x{ny}): {c['grad_s'] * 1e3:8.2f} ms", flush=True)
+    ns = np.array([c["n_galaxies"] for c in costs], float)
+    out = {"costs": costs}
+    for tag, key in (("", "grad_s"), ("_min", "grad_min_s")):  # medians, and the quietest calls
+        ts = np.array([c[key] for c in costs])
+        out[f"slope{tag}"] = float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
+        out[f"slope_10_100{tag}"] = float(np.log(ts[-1] / ts[0]) / np.log(ns[-1] / ns[0]))
+        out[f"ms_per_galaxy_gradient{tag}"] = (ts / ns * 1e3).tolist()
+    return out
 
 
 def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None, draws=None,
@@ -304,6 +327,8 @@ def cpu_main(args) -> dict:
         times = {"run_s": [r["nuts"]["run_s"] for r in sel], "total_s": [r["total_s"] for r in sel]}
         for key, t in times.items():
             out["hierarchy"][f"slope_10_100_{key}"] = float(np.polyfit(log_n, np.log(t), 1)[0])
+    print("(c) gradient cost vs galaxies, 64x64 maps", flush=True)
+    out["hierarchy"]["gradient_scaling_64"] = gradient_scaling((4, 10) if args.quick else (10, 20, 50, 100))
     print("(c') hierarchy of 20 galaxies with 64x64 maps (all spaxels)", flush=True)
     big = bench_hierarchy([4 if args.quick else 20], args.quick, with_emcee=False, ny=64,
                           draws=(150, 150) if args.quick else (300, 300))
@@ -316,16 +341,25 @@ def cpu_main(args) -> dict:
     return out
 
 
-def emcee_long(n: int = 20, budget_s: float = 300.0) -> dict:
-    """emcee alone on the n-galaxy hierarchy for ``budget_s`` (not NUTS's budget): a chain
-    long enough to measure its autocorrelation time, hence its asymptotic ESS/s, where the
-    equal-budget run is far too short (its tau is a lower bound)."""
-    from jaxgrad.inference import fit_population
+def emcee_long(target: str = "hierarchy", budget_s: float = 300.0) -> dict:
+    """emcee alone for ``budget_s`` (not NUTS's budget) on one of the benchmark's
+    potentials: a chain long enough to measure its autocorrelation time, hence its
+    asymptotic ESS/s, where the equal-budget run is too short (its tau a lower bound).
 
-    gals, _, _ = _population_mocks(n)
-    res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=200, num_samples=200, seed=0)
-    rec = _emcee_record(res.flat, (res.data,), "alpha_grad_std", budget_s, res.u_start, np.diag(res.var_start))
-    rec["n_galaxies"] = n
+    ``target``: ``"hierarchy"`` (20 galaxies, 16 x 16), ``"galaxy_64"`` (5 parameters) or
+    ``"galaxy_64_full"`` (11 parameters); the NUTS side is the main run's record.
+    """
+    if target == "hierarchy":
+        from jaxgrad.inference import fit_population
+
+        gals, _, _ = _population_mocks(20)
+        res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=200, num_samples=200, seed=0)
+        rec = _emcee_record(res.flat, (res.data,), "alpha_grad_std", budget_s, res.u_start,
+                            np.diag(res.var_start))
+        rec["n_galaxies"] = 20
+    else:
+        res, _, u_map, cov = _galaxy_fit(quick=True, full=target == "galaxy_64_full")
+        rec = _emcee_record(res.model.flat, (res.model.obs,), "grad_z", budget_s, u_map, cov)
     rec["budget_s"] = budget_s
     return rec
 
@@ -371,12 +405,30 @@ def main(argv=None):
                     help="GPU section: NUTS warm-up and sampling iterations per chain")
     ap.add_argument("--skip-grad-cost", action="store_true", help="GPU section: no gradient-cost timings")
     ap.add_argument("--emcee-long", type=float, default=0.0, metavar="SECONDS",
-                    help="only: a long emcee run on the 20-galaxy hierarchy, added to results/inference.json")
+                    help="only: a long emcee run on --emcee-target, added to results/inference.json")
+    ap.add_argument("--emcee-target", default="hierarchy", choices=("hierarchy", "galaxy_64", "galaxy_64_full"),
+                    help="potential of the long emcee run: the 20-galaxy hierarchy or a (b) galaxy")
+    ap.add_argument("--scaling-only", action="store_true",
+                    help="only: gradient cost vs galaxies (64x64), added to results/inference.json")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
-    if args.emcee_long:
+    if args.scaling_only:
         out = json.loads((H.RESULTS / "inference.json").read_text())
-        out["hierarchy"]["emcee_long"] = emcee_long(20, args.emcee_long)
+        out["hierarchy"]["gradient_scaling_64"] = gradient_scaling()
+        out["hierarchy"]["gradient_scaling_64"]["load_avg"] = _load()
+        path = H.write("inference.json", out)
+    elif args.emcee_long:
+        out = json.loads((H.RESULTS / "inference.json").read_text())
+        t = args.emcee_target
+        rec = emcee_long(t, args.emcee_long)
+        section = out["hierarchy"] if t == "hierarchy" else out[t]
+        nuts = (next(r for r in section["runs"] if r["n_galaxies"] == 20) if t == "hierarchy" else section)["nuts"]
+        rec["nuts_over_emcee_long_ess_key_per_s"] = nuts["ess_key_per_s"] / rec["ess_key_per_s"]
+        rec["what"] = (f"emcee alone for {args.emcee_long:.0f} s on the same potential (python benchmarks/"
+                       f"inference.py --emcee-long {args.emcee_long:.0f} --emcee-target {t}); its ESS/s "
+                       "against the main run's NUTS ESS/s (same machine); an upper bound on emcee's "
+                       "rate (so a lower bound on the ratio) when it has not converged")
+        section["emcee_long"] = rec
         path = H.write("inference.json", out)
     elif args.gpu:
         out = gpu_main(args)
