@@ -60,7 +60,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small batches, few repeats")
     ap.add_argument("--gpu", action="store_true", help="GPU run: bigger batches, write forward_gpu.json")
     ap.add_argument("--batches", type=int, nargs="*", default=None)
-    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed calls per batch (default: 5, and at least 320 galaxies' worth)")
     ap.add_argument("--no-dysmalpy", action="store_true")
     args = ap.parse_args(argv)
     load0 = H.load_average()
@@ -90,7 +91,9 @@ def main(argv=None):
     for b in batches:
         p = params(b)
         for kind, fn, shape in (("maps", maps_fn, (4, 64, 64)), ("cube", cube_fn, (40, 64, 64))):
-            t = H.time_call(fn, p, repeats=repeats)
+            # small batches: enough calls for a stable median (5 calls of a ~1 ms
+            # function on this 2-core machine scattered by up to 2x)
+            t = H.time_call(fn, p, repeats=repeats if args.repeats or args.quick else max(repeats, 320 // b))
             per = t["median_s"] / b
             out_bytes = b * int(np.prod(shape)) * 4
             row = {"kind": kind, "batch": b, "compile_s": round(t["first_call_s"] - t["median_s"], 3),
