@@ -398,7 +398,7 @@ def linefit_spec_for(lines, centres_um, **kw):
     """A :class:`~jaxgrad.pipeline.linefit.LineFitSpec` sized for the given channels."""
     c = np.asarray(centres_um, float)
     kms = np.min(np.diff(c) / (0.5 * (c[1:] + c[:-1]))) * C_KM_S
-    return _lf.make_linefit_spec(lines, float(kms), n_channels=len(c), **kw)
+    return _lf.make_linefit_spec(lines, float(kms), n_channels=len(c), channel_centres_um=c, **kw)
 
 
 def check_wavelengths(centres_um, n_chan: int):

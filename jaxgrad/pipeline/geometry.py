@@ -122,18 +122,27 @@ def _gauss_model(p, dx, dy):
     return jnp.exp(loga - 0.5 * (u**2 * jnp.exp(-2 * lsa) + v**2 * jnp.exp(-2 * lsb)))
 
 
+# the LM loop stops once this many consecutive steps improved chi2 by less than this
+# (relative): a float32 fit has converged then (further steps change nothing; measured on
+# 256 Paper A mocks, 20 steps and 40 steps give bit-identical geometries)
+_STALL_STEPS = 3
+_STALL_REL = 1e-6
+
+
 def fit_gaussian_2d(image, pixel_scale: float, n_iter: int = 40, psf_fwhm=None,
                     weights=None) -> Geometry:
     """Fit an elliptical 2-D Gaussian to a line map (traceable; vmap over galaxies).
 
     Unweighted least squares by default (the map's shape, not its noise, sets the
     geometry); ``weights`` (e.g. 1/err²) may be given. Non-finite pixels are masked. The
-    fit runs ``n_iter`` Levenberg–Marquardt steps (fixed, so it vmaps) from the moments.
+    fit runs at most ``n_iter`` Levenberg–Marquardt steps from the moments, stopping once
+    three consecutive steps improve χ² by less than 1e-6 (relative); under ``vmap`` the
+    batch stops when its last member does. Not reverse-differentiable (a while loop).
 
     Args:
         image: line map ``[ny, nx]`` (any flux unit; normalised internally).
         pixel_scale: arcsec per pixel (static).
-        n_iter: number of LM steps (static).
+        n_iter: maximum number of LM steps (static).
         psf_fwhm: if given (arcsec, circular), the PSF σ is removed in quadrature from
             both Gaussian axes before forming q (an intrinsic axis ratio). Paper A uses
             the observed map's q: leave None for that.
@@ -170,8 +179,8 @@ def fit_gaussian_2d(image, pixel_scale: float, n_iter: int = 40, psf_fwhm=None,
         r = resid(p)
         return jnp.sum(r * r)
 
-    def step(carry, _):
-        p, lam, c = carry
+    def step(carry):
+        p, lam, c, it, streak, _ = carry
         r = resid(p)
         J = jax.jacfwd(resid)(p)
         A = J.T @ J
@@ -188,10 +197,15 @@ def fit_gaussian_2d(image, pixel_scale: float, n_iter: int = 40, psf_fwhm=None,
         p = jnp.where(better, pn, p)
         rel = jnp.where(better, (c - cn) / jnp.maximum(c, 1e-30), 0.0)
         lam = jnp.where(better, lam * 0.3, lam * 5.0)
-        return (p, jnp.clip(lam, 1e-7, 1e7), jnp.where(better, cn, c)), rel
+        streak = jnp.where(rel < _STALL_REL, streak + 1, 0)
+        return p, jnp.clip(lam, 1e-7, 1e7), jnp.where(better, cn, c), it + 1, streak, rel
 
-    (p, _, _), rels = jax.lax.scan(step, (p0, jnp.asarray(1e-3, dtype), chi2(p0)), None,
-                                   length=n_iter)
+    def going(carry):
+        return (carry[3] < n_iter) & (carry[4] < _STALL_STEPS)
+
+    zero = jnp.asarray(0, jnp.int32)
+    init = (p0, jnp.asarray(1e-3, dtype), chi2(p0), zero, zero, jnp.asarray(1.0, dtype))
+    p, _, _, _, _, rel_last = jax.lax.while_loop(going, step, init)
     loga, x0, y0, lsa, lsb, pa = p
     sa, sb = jnp.exp(lsa), jnp.exp(lsb)
     swap = sb > sa
@@ -207,4 +221,4 @@ def fit_gaussian_2d(image, pixel_scale: float, n_iter: int = 40, psf_fwhm=None,
         q = s_min / s_maj
     return Geometry(x0=x0, y0=y0, q=jnp.clip(q, _disk.Q_MIN, 1.0), pa=jnp.mod(pa, 180.0),
                     sigma_maj=s_maj, amplitude=jnp.exp(loga) * scale,
-                    converged=rels[-1] < 1e-4)
+                    converged=rel_last < 1e-4)

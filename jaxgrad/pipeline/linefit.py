@@ -116,7 +116,7 @@ def _components(name):
 def make_linefit_spec(lines, channel_kms: float, *, broad=(), sigma_init_kms: float = 150.0,
                       pad_kms: float = 1500.0, dv_max_chan: float = 2.0,
                       dsigma_chan: float = 5.0, broad_sigma_kms=(300.0, 1500.0),
-                      n_channels: int | None = None, **grid) -> LineFitSpec:
+                      n_channels: int | None = None, channel_centres_um=None, **grid) -> LineFitSpec:
     """Build a :class:`LineFitSpec` (edge; plain Python).
 
     Args:
@@ -131,6 +131,10 @@ def make_linefit_spec(lines, channel_kms: float, *, broad=(), sigma_init_kms: fl
         dsigma_chan: width freedom in channels (Paper A: 5).
         broad_sigma_kms: (lo, hi) range of the broad σ (km/s).
         n_channels: number of channels of the data (caps the window length).
+        channel_centres_um: the data's channel centres (µm, increasing), if known: the
+            window length is then capped at the most channels any window's wavelength
+            interval can hold at any redshift (+2) — much shorter than the span over the
+            narrowest channel for grids with gaps, e.g. cubes cut into one window per line.
         **grid: ``n_dv``, ``n_sigma``, ``n_sigma_broad``, ``n_zoom``, ``n_newton``.
     """
     lines = _lines.validate(lines)
@@ -192,6 +196,11 @@ def make_linefit_spec(lines, channel_kms: float, *, broad=(), sigma_init_kms: fl
     window += window % 2
     if n_channels is not None:
         window = min(window, int(n_channels))
+    if channel_centres_um is not None:
+        logc = np.log(np.asarray(channel_centres_um, float))
+        occupancy = max(int(np.max(np.searchsorted(logc, logc + math.log(hi / lo) + 1e-12, side="right")
+                                   - np.arange(logc.size))) for lo, hi in groups)
+        window = min(window, occupancy + 2)
     return LineFitSpec(lines=lines, free=tuple(free), derived=tuple(derived),
                        components=tuple(comps), broad=broad, broad_components=tuple(bcomps),
                        groups=tuple(groups), window=window,
@@ -237,7 +246,10 @@ def _windows(spec: LineFitSpec, flux, err, edges, z, chan_ok):
     out = []
     for lo, hi in spec.groups:
         lam_c = math.sqrt(lo * hi) / 1e4 * (1.0 + z)
-        i0 = jnp.clip(jnp.searchsorted(centres, lam_c) - W // 2, 0, C - W)
+        # centred on the channels inside the group's interval (W holds them all)
+        i_lo = jnp.searchsorted(centres, lo / 1e4 * (1.0 + z))
+        i_hi = jnp.searchsorted(centres, hi / 1e4 * (1.0 + z), side="right")
+        i0 = jnp.clip((i_lo + i_hi) // 2 - W // 2, 0, C - W)
         f = jax.lax.dynamic_slice(flux, (i0,), (W,))
         e = jax.lax.dynamic_slice(err, (i0,), (W,))
         ok = jax.lax.dynamic_slice(chan_ok, (i0,), (W,))
