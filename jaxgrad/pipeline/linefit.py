@@ -261,23 +261,14 @@ def _windows(spec: LineFitSpec, flux, err, edges, z, chan_ok):
     return [jnp.stack(x) for x in zip(*out, strict=True)]
 
 
-def _profiles(comps, edges_w, z, dv, sig_kms):
-    """Channel-integrated unit Gaussians ``[J, G, W]`` for components (j, λ, w)."""
-    lam = jnp.asarray([c[1] for c in comps], edges_w.dtype) / 1e4
-    mu = lam * (1.0 + z) * (1.0 + dv / C_KM_S)
-    s = mu * sig_kms / C_KM_S
-    t = (edges_w[None] - mu[:, None, None]) / (SQRT2 * s[:, None, None])
-    cdf = jax.lax.erf(t)
-    return 0.5 * (cdf[..., 1:] - cdf[..., :-1])
-
-
 def _summed_profiles(comps, n_rows: int, edges_w, z, dv, sig_kms):
-    """``[n_rows, G, W]``: row j = Σ over components (j, λ, w) of w × channel-integrated
-    unit Gaussian (as ``_profiles`` weighted and summed, one erf per component and edge).
+    """``[n_rows, G, W]``: row j = Σ over components (j, λ, w) of w × the unit Gaussian
+    integrated over each channel (difference of its CDF at the channel edges).
 
-    The weighted CDFs of a row's components are summed at each channel edge and stored
-    (optimization_barrier), then differenced: XLA would otherwise fuse the difference and
-    evaluate every erf twice.
+    The weighted CDFs of a row's components are summed at each channel edge, then
+    differenced. The optimization_barrier asks XLA to store the edge sums rather than fuse
+    the difference (which evaluates each erf twice); the CPU backend of jax 0.10 drops
+    it from the compiled program.
     """
     lam = jnp.asarray([c[1] for c in comps], edges_w.dtype) / 1e4
     mu = lam * (1.0 + z) * (1.0 + dv / C_KM_S)
