@@ -163,8 +163,8 @@ def intrinsic_cube_kernel(params: GalaxyParams, spec: ModelSpec):
 
     Each line is evaluated on the channels of its window (``spec.windows``): per
     component, erf at the window's edges only, no [line, channel, y, x] intermediate.
-    The flux-weighted CDFs of a window's components are summed at each edge and stored
-    (one erf per component and edge), then differenced between neighbouring edges.
+    The flux-weighted CDFs of a window's components are summed at each edge, then
+    differenced between neighbouring edges.
     """
     flux, (x_maj, y_min, _r, _cos_i, _scale) = _fine_line_fluxes(params, spec)
     dtype = flux.dtype
@@ -180,8 +180,9 @@ def intrinsic_cube_kernel(params: GalaxyParams, spec: ModelSpec):
             mu = lam * doppler
             cdf = jax.lax.erf((e - mu[None]) * (inv_width / lam)[None])  # [E, fy, fx]
             cum = cum + (0.5 * w * flux[i])[None] * cdf
-        # materialise the edge values: XLA would otherwise fuse the difference below and
-        # evaluate every erf twice (once per neighbouring channel)
+        # asks XLA to store the edge values rather than fuse the difference below (which
+        # evaluates each erf twice); the CPU backend of jax 0.10 drops the barrier, and
+        # storing them explicitly measured no faster there
         cum = jax.lax.optimization_barrier(cum)
         parts.append(cum[1:] - cum[:-1])
     cube = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=0)
