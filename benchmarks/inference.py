@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
@@ -248,7 +249,7 @@ def gradient_scaling(sizes=(10, 20, 50, 100), ny: int = 64) -> dict:
 
 def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None, draws=None,
                     chains: int = 1, emcee_max_n: int = 10, grad_costs=None, on_run=None,
-                    ny: int = 16) -> dict:
+                    ny: int = 16, vectorize_chains: bool | None = None) -> dict:
     from jaxgrad.inference import fit_population
 
     nw, ns = draws or ((200, 300) if quick else (500, 1000))
@@ -266,10 +267,12 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
             if pred > time_left():
                 skipped.append({"n_galaxies": n, "predicted_s": pred})
                 continue
+        t0 = time.perf_counter()
         gals, grads, z0 = _population_mocks(n, ny=ny)
+        print(f"  hierarchy n={n}: {n} mocks made in {time.perf_counter() - t0:.1f} s", flush=True)
         t0 = time.perf_counter()
         res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0,
-                             num_chains=chains)
+                             num_chains=chains, vectorize_chains=vectorize_chains)
         total = time.perf_counter() - t0
         diag = res.diagnostics
         rec = {"n_galaxies": n, "field_px": ny, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
@@ -393,6 +396,7 @@ def gpu_main(args) -> dict:
                                        draws=tuple(args.draws) if args.draws else
                                        ((300, 300) if args.quick else (500, 500)), chains=args.chains,
                                        grad_costs={c["n_galaxies"]: c["grad_s"] for c in costs},
+                                       vectorize_chains=False if args.sequential_chains else None,
                                        on_run=lambda runs: H.write("inference_gpu.json", {**out, "hierarchy_partial": runs}))
     out["wall_s"] = time.perf_counter() - t_start
     return out
@@ -407,6 +411,8 @@ def main(argv=None):
     ap.add_argument("--chains", type=int, default=4, help="GPU section: chains (vmapped)")
     ap.add_argument("--draws", type=int, nargs=2, default=None, metavar=("WARMUP", "SAMPLES"),
                     help="GPU section: NUTS warm-up and sampling iterations per chain")
+    ap.add_argument("--sequential-chains", action="store_true",
+                    help="GPU section: run the chains one after another (default there: vmapped)")
     ap.add_argument("--skip-grad-cost", action="store_true", help="GPU section: no gradient-cost timings")
     ap.add_argument("--emcee-long", type=float, default=0.0, metavar="SECONDS",
                     help="only: a long emcee run on --emcee-target, added to results/inference.json")
@@ -434,7 +440,12 @@ def main(argv=None):
                        "rate (so a lower bound on the ratio) when it has not converged")
         section["emcee_long"] = rec
         path = H.write("inference.json", out)
-    elif args.gpu:
+    elif args.gpu:  # stage timings on stdout: a run stopped at its limit still says where it was
+        log = logging.getLogger("jaxgrad")
+        log.setLevel(logging.INFO)
+        h = logging.StreamHandler(sys.stdout)
+        h.setFormatter(logging.Formatter("  %(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        log.addHandler(h)
         out = gpu_main(args)
         path = H.write("inference_gpu.json", out)
     else:

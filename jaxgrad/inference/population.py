@@ -55,6 +55,7 @@ e.g. [OII] with Sanders+24); otherwise a ValueError says so.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import warnings
@@ -92,6 +93,8 @@ from jaxgrad.inference.likelihood import (
 )
 from jaxgrad.inference.optim import find_map
 from jaxgrad.inference.sampler import diagnose, flatten_model, nuts_from_map
+
+_log = logging.getLogger(__name__)  # stage timings at INFO (long fits: where a run is)
 
 __all__ = ["PopulationData", "PopulationResult", "fit_population", "population_model",
            "prepare_population"]
@@ -625,8 +628,10 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     """
     if centering not in ("auto", "centered", "noncentered"):
         raise ValueError(f"centering must be 'auto', 'centered' or 'noncentered', got {centering!r}")
+    t_prep = time.perf_counter()
     gals, pdata, cfg, cov_names, cov_values = prepare_population(galaxies, covariates, priors, fixed,
                                                                  hyper_priors, cal_scatter)
+    _log.info("fit_population: %d galaxies prepared in %.1f s", cfg.n_gal, time.perf_counter() - t_prep)
     if cfg.n_gal < 3:
         warnings.warn(f"fit_population with {cfg.n_gal} galaxies: the population scatter is "
                       "barely constrained (prior-dominated tau; expect a hard posterior)", stacklevel=2)
@@ -636,6 +641,7 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     gm = galaxy_maps(pdata, cfg, k_map)
     pdata = pdata._replace(obs=gm.obs)
     t_map = time.perf_counter() - t0
+    _log.info("fit_population: per-galaxy MAPs in %.1f s", t_map)
     n = cfg.n_gal
     kn = len(cfg.nuisance)
     dtype = pdata.obs.data.dtype
@@ -687,12 +693,16 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     start, var0 = _start_point(flat, pdata, cfg, V, np.sqrt(covb[:, 0, 0]), np.sqrt(covb[:, 1, 1]),
                                c_g, c_z, _tau_start(prof_g, tau_mom_g, s_g), _tau_start(prof_z, tau_mom_z, s_z),
                                (sig_g, sig_z))
+    _log.info("fit_population: NUTS, %d chain(s) x (%d + %d), dimension %d", num_chains, num_warmup,
+              num_samples, flat.dim)
     run = nuts_from_map(flat, (pdata,), key=k_run, u_map=start, cov=np.diag(var0),
                         num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                         dense_mass=False, max_tree_depth=max_tree_depth,
                         target_accept_prob=target_accept_prob,
                         vectorize=(jax.default_backend() != "cpu") if vectorize_chains is None
                         else bool(vectorize_chains))
+    _log.info("fit_population: NUTS compiled in %.1f s, ran in %.1f s, %.1f leapfrog steps per draw",
+              run.timings["compile_s"], run.timings["run_s"], float(np.mean(run.stats["num_steps"])))
     diag = diagnose(run, flat.names, max_tree_depth, key_param="alpha_grad_std")
     diag.update({"map_s": t_map, "tau_hat_grad": tau_hat_g, "tau_hat_z": tau_hat_z,
                  "tau_centre_grad": float(tau_c_g), "tau_centre_z": float(tau_c_z)})

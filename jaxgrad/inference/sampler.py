@@ -14,10 +14,10 @@ over chains or over data sets (the SBC runs many fits in one call).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.scipy.special import ndtri
+from scipy.special import ndtri  # scipy: a dependency of jax itself
 from numpyro import handlers
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.distributions.transforms import biject_to
@@ -33,6 +33,8 @@ from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from jaxgrad._nuts import ChainOutput, nuts_chain
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "DivergenceWarning",
@@ -216,7 +218,10 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
     if vectorize:
         out = jax.block_until_ready(compiled(keys, u0, inv_mass, args))
     else:
-        outs = [jax.block_until_ready(compiled(keys[c], u0[c], inv_mass, args)) for c in range(n_chains)]
+        outs = []
+        for c in range(n_chains):
+            outs.append(jax.block_until_ready(compiled(keys[c], u0[c], inv_mass, args)))
+            _log.info("NUTS chain %d/%d done at %.1f s", c + 1, n_chains, time.perf_counter() - t1)
         out = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
     t2 = time.perf_counter()
     return _collect(flat, args, out, {"compile_s": t1 - t0, "run_s": t2 - t1})
@@ -239,60 +244,74 @@ def _collect(flat: FlatModel, args: tuple, out: NutsOutput, timings: dict,
 
 # ----------------------------------------------------------------- diagnostics
 def _rank_normalise(x: np.ndarray) -> np.ndarray:
-    """Rank-normalised values (Vehtari et al. 2021), same shape ``[C, S]``."""
-    flat = x.ravel()
-    ranks = np.empty(flat.size)
-    ranks[np.argsort(flat, kind="stable")] = np.arange(1, flat.size + 1)
-    return np.asarray(ndtri((ranks - 0.375) / (flat.size + 0.25))).reshape(x.shape)
+    """Rank-normalised values (Vehtari et al. 2021) of draws ``[C, S, ...]``, ranked over
+    chains and draws for each trailing component; same shape."""
+    flat = np.ascontiguousarray(x.reshape(x.shape[0] * x.shape[1], -1).T)  # [K, N]: rows sort fast
+    n = flat.shape[1]
+    ranks = np.empty(flat.shape)
+    np.put_along_axis(ranks, np.argsort(flat, axis=1, kind="stable"), np.arange(1.0, n + 1), axis=1)
+    return ndtri((ranks.T - 0.375) / (n + 0.25)).reshape(x.shape)
 
 
 def _split(x: np.ndarray) -> np.ndarray:
-    c, s = x.shape
-    h = s // 2
-    return np.concatenate([x[:, :h], x[:, s - h:]], axis=0)
+    h = x.shape[1] // 2
+    return np.concatenate([x[:, :h], x[:, x.shape[1] - h:]], axis=0)
 
 
-def ess_bulk(x) -> float:
-    """Bulk effective sample size of draws ``[C, S]``: split chains, rank-normalised
+def _per_component(x, fn):
+    """Apply ``fn`` to draws ``[C, S, ...]`` of the components that vary (NaN for
+    constant ones or fewer than 4 draws): a float for ``[C, S]``, else an array ``[...]``."""
+    x = np.asarray(x, float)
+    out = np.full(x.shape[2:], np.nan)
+    if x.shape[1] >= 4:
+        flat = x.reshape(x.shape[:2] + (-1,))
+        ok = np.ptp(flat, axis=(0, 1)) > 0
+        if ok.any():
+            out.reshape(-1)[ok] = fn(flat[..., ok])
+    return float(out) if out.ndim == 0 else out
+
+
+def ess_bulk(x):
+    """Bulk effective sample size of draws ``[C, S]`` (or ``[C, S, ...]``, one per
+    trailing component, computed in one pass): split chains, rank-normalised
     (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021), NumPyro's autocorrelation ESS.
 
     Antithetic chains can make the autocorrelation sum negative; as in Stan, τ is
     bounded below by 1/log10(N), i.e. the ESS is capped at N log10(N) (N = C × S).
     """
-    x = np.asarray(x, float)
-    if x.shape[1] < 4 or np.ptp(x) == 0:
-        return float("nan")
-    n = x.size
-    ess = float(effective_sample_size(_rank_normalise(_split(x))))
-    cap = n * math.log10(n)
-    return cap if not (0 < ess < cap) else ess
+
+    def fn(x):
+        n = x.shape[0] * x.shape[1]
+        ess = np.asarray(effective_sample_size(_rank_normalise(_split(x))), float)
+        cap = n * math.log10(n)
+        return np.where((ess > 0) & (ess < cap), ess, cap)
+
+    return _per_component(x, fn)
 
 
-def rhat_rank(x) -> float:
-    """Rank-normalised split R-hat of draws ``[C, S]`` (Vehtari et al. 2021)."""
-    x = np.asarray(x, float)
-    if x.shape[1] < 4 or np.ptp(x) == 0:
-        return float("nan")
-    return float(split_gelman_rubin(_rank_normalise(x)))
+def rhat_rank(x):
+    """Rank-normalised split R-hat of draws ``[C, S]`` (or ``[C, S, ...]``, one per
+    trailing component) (Vehtari et al. 2021)."""
+    return _per_component(x, lambda x: np.asarray(split_gelman_rubin(_rank_normalise(x)), float))
 
 
-def _components(samples: dict, names) -> dict:
-    """name[index] -> [C, S] arrays for every scalar component of the named sites."""
-    out = {}
+def _components(samples: dict, names) -> tuple[list[str], np.ndarray]:
+    """Labels ``name[index]`` and draws ``[C, S, K]`` of every scalar component of the
+    named sites."""
+    labels, cols = [], []
     for k in names:
         v = np.asarray(samples[k])
         if v.ndim == 2:
-            out[k] = v
+            labels.append(k)
+            cols.append(v[..., None])
         else:
-            flat = v.reshape(v.shape[0], v.shape[1], -1)
-            for j in range(flat.shape[-1]):
-                idx = np.unravel_index(j, v.shape[2:])
-                out[f"{k}[{','.join(map(str, idx))}]"] = flat[..., j]
-    return out
+            cols.append(v.reshape(v.shape[0], v.shape[1], -1))
+            labels += [f"{k}[{','.join(map(str, idx))}]" for idx in np.ndindex(*v.shape[2:])]
+    return labels, np.concatenate(cols, axis=-1)
 
 
 def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None = None,
-             warn: bool = True, max_components: int = 2000) -> dict:
+             warn: bool = True) -> dict:
     """Convergence and efficiency diagnostics of a :class:`SamplerRun`.
 
     Returns a dict: ``divergences`` (sampling phase), ``divergent_fraction``,
@@ -307,17 +326,9 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
     With divergences a :class:`DivergenceWarning` is emitted (if ``warn``).
     """
     st = run.stats
-    comps = _components(run.samples, names)
-    if len(comps) > max_components:  # hierarchies with 10^4 galaxies: subsample the
-        # per-galaxy sites, keep every component of the small (population-level) ones
-        site = {k: k.split("[")[0] for k in comps}
-        size = Counter(site.values())
-        small = [k for k in comps if size[site[k]] <= 16]
-        big = [k for k in comps if size[site[k]] > 16]
-        sel = np.linspace(0, len(big) - 1, max(max_components - len(small), 1)).astype(int)
-        comps = {k: comps[k] for k in small + [big[i] for i in np.unique(sel)]}
-    ess = {k: ess_bulk(v) for k, v in comps.items()}
-    rhat = {k: rhat_rank(v) for k, v in comps.items()}
+    labels, draws = _components(run.samples, names)  # every component, in one vectorised pass
+    ess = dict(zip(labels, ess_bulk(draws).tolist(), strict=True))
+    rhat = dict(zip(labels, rhat_rank(draws).tolist(), strict=True))
     fin_ess = [v for v in ess.values() if np.isfinite(v)]
     fin_rhat = [v for v in rhat.values() if np.isfinite(v)]
     steps = st["num_steps"]

@@ -50,3 +50,20 @@ def test_ess_and_rhat_helpers():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isnan(ess_bulk(np.ones((1, 100))))
+
+
+def test_ess_and_rhat_vectorised_match_one_by_one():
+    """Trailing components in one pass (what diagnose does for 10^4-galaxy hierarchies)
+    equal the per-component values; constant components give NaN."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 200, 4, 3)).cumsum(axis=1) * 0.02 + rng.normal(size=(3, 200, 4, 3))
+    x[1, :, 2, 1] += 3.0  # one component with a shifted chain
+    x[:, :, 0, 0] = 5.0  # one constant component
+    ess, rhat = ess_bulk(x), rhat_rank(x)
+    assert ess.shape == rhat.shape == (4, 3)
+    assert np.isnan(ess[0, 0]) and np.isnan(rhat[0, 0])
+    for idx in np.ndindex(4, 3):
+        if idx != (0, 0):
+            assert ess[idx] == pytest.approx(ess_bulk(x[(..., *idx)]), rel=1e-9)
+            assert rhat[idx] == pytest.approx(rhat_rank(x[(..., *idx)]), rel=1e-9)
+    assert rhat[2, 1] > 1.3 and np.nanmax(np.delete(rhat.ravel(), 7)) < 1.1
