@@ -249,7 +249,7 @@ def gradient_scaling(sizes=(10, 20, 50, 100), ny: int = 64) -> dict:
 
 def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None, draws=None,
                     chains: int = 1, emcee_max_n: int = 10, grad_costs=None, on_run=None,
-                    ny: int = 16, vectorize_chains: bool | None = None) -> dict:
+                    ny: int = 16, vectorize_chains: bool | None = None, segment: int | None = None) -> dict:
     from jaxgrad.inference import fit_population
 
     nw, ns = draws or ((200, 300) if quick else (500, 1000))
@@ -272,7 +272,7 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
         print(f"  hierarchy n={n}: {n} mocks made in {time.perf_counter() - t0:.1f} s", flush=True)
         t0 = time.perf_counter()
         res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0,
-                             num_chains=chains, vectorize_chains=vectorize_chains)
+                             num_chains=chains, vectorize_chains=vectorize_chains, segment=segment)
         total = time.perf_counter() - t0
         diag = res.diagnostics
         rec = {"n_galaxies": n, "field_px": ny, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
@@ -397,6 +397,7 @@ def gpu_main(args) -> dict:
                                        ((300, 300) if args.quick else (500, 500)), chains=args.chains,
                                        grad_costs={c["n_galaxies"]: c["grad_s"] for c in costs},
                                        vectorize_chains=False if args.sequential_chains else None,
+                                       segment=100,  # progress in the log every 100 iterations
                                        on_run=lambda runs: H.write("inference_gpu.json", {**out, "hierarchy_partial": runs}))
     out["wall_s"] = time.perf_counter() - t_start
     return out

@@ -35,7 +35,10 @@ Outputs in ``dir``: ``fit.nc`` (ArviZ InferenceData), ``summary.txt``, ``profile
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
 import tomllib
 from pathlib import Path
 
@@ -122,8 +125,30 @@ def _galaxy_data(g: dict, model: dict):
                                 name=g.get("name", Path(g["cube"]).stem))
 
 
+@contextlib.contextmanager
+def _stage_log(on: bool):
+    """jaxgrad's INFO stage/progress lines on stderr while a fit runs (when ``on``)."""
+    if not on:
+        yield
+        return
+    log = logging.getLogger("jaxgrad")
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    old = log.level
+    log.addHandler(h)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(h)
+        log.setLevel(old)
+
+
 def run_fit(config_path, progress: bool = True) -> dict:
-    """Run a configuration; returns a JSON-able summary (also written to the output dir)."""
+    """Run a configuration; returns a JSON-able summary (also written to the output dir).
+
+    With ``progress`` a population fit prints its stages and NUTS progress (about 20
+    lines per chain) on stderr."""
     cfg = load_config(config_path)
     from jaxgrad import io
     from jaxgrad.inference import fit_galaxy, fit_population
@@ -155,7 +180,9 @@ def run_fit(config_path, progress: bool = True) -> dict:
                 covs[k] = [float(g["covariates"][k]) for g in cfg["galaxy"]]
             except KeyError:
                 raise ValueError(f"covariate {k!r} must be given for every galaxy") from None
-        pop = fit_population(gals, covariates=covs or None, **smp)
+        seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20) if progress else None
+        with _stage_log(progress):
+            pop = fit_population(gals, covariates=covs or None, segment=seg, **smp)
         if getattr(pop, "idata", None) is not None:
             io.save_idata(pop.idata, out / "population.nc")
         (out / "summary.txt").write_text(json.dumps(pop.hyper, indent=1, default=float) + "\n")

@@ -130,3 +130,18 @@ def test_fit_config_errors(tmp_path):
         res = run("fit", str(tmp_path / name))
         assert res.returncode != 0, name
         assert "Traceback" not in res.stderr and needle in res.stderr, (name, res.stderr)
+
+
+def test_fit_command_population_prints_progress(tmp_path, capsys):
+    """Several [[galaxy]] tables: the hierarchical fit, its stages and NUTS progress on stderr."""
+    cfg = _write_fit_inputs(tmp_path, 60, 40)
+    text = cfg.read_text()
+    block = text[text.index("[[galaxy]]"):]
+    text += "".join(block.replace('name = "mock"', f'name = "mock{i}"') for i in (1, 2))
+    cfg.write_text(text)
+    assert cli.main(["fit", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "3 galaxies prepared" in err and "per-galaxy MAPs" in err
+    assert "NUTS chain 1/1: 25/100 iterations (warm-up)" in err
+    assert "100/100 iterations (sampling)" in err
+    assert (tmp_path / "out" / "population.nc").exists()

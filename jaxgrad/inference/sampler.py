@@ -32,7 +32,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy
 
-from jaxgrad._nuts import ChainOutput, nuts_chain
+from jaxgrad._nuts import ChainOutput, nuts_chain, nuts_chains_segmented
 
 _log = logging.getLogger(__name__)
 
@@ -182,7 +182,8 @@ class SamplerRun(NamedTuple):
 
 def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup: int = 500,
              num_samples: int = 1000, dense_mass: bool = True, max_tree_depth: int = 8,
-             target_accept_prob: float = 0.8, vectorize: bool = False) -> SamplerRun:
+             target_accept_prob: float = 0.8, vectorize: bool = False,
+             segment: int | None = None) -> SamplerRun:
     """Run NUTS chains on a :class:`FlatModel`, one per row of ``u0``.
 
     The single-chain run function is compiled once ahead of time
@@ -200,15 +201,29 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
         num_warmup, num_samples, dense_mass, max_tree_depth, target_accept_prob: as
             :func:`make_nuts`.
         vectorize: vmap the chains.
+        segment: run in compiled segments of this many iterations, logging progress
+            (logger ``jaxgrad.inference.sampler`` at INFO) after each: the same draws for
+            sequential chains; long runs say where they are. None: one call per chain.
     """
     u0 = jnp.atleast_2d(jnp.asarray(u0))
     n_chains = u0.shape[0]
-    run = make_nuts(flat.potential, num_warmup=num_warmup, num_samples=num_samples,
-                    dense_mass=dense_mass, max_tree_depth=max_tree_depth,
-                    target_accept_prob=target_accept_prob)
     if inv_mass is not None:
         inv_mass = jnp.asarray(inv_mass, u0.dtype)
     keys = jax.random.split(key, n_chains)
+    if segment is not None:
+        def progress(c, done, total, sec):
+            _log.info("NUTS %s: %d/%d iterations (%s) at %.1f s", "chains" if c < 0 else f"chain {c + 1}/{n_chains}",
+                      done, total, "warm-up" if done <= num_warmup else "sampling", sec)
+
+        out, timings = nuts_chains_segmented(
+            keys, u0, args, potential_gen=lambda *a: (lambda u: flat.potential(u, *a)),
+            num_warmup=num_warmup, num_samples=num_samples, segment=int(segment), dense_mass=dense_mass,
+            target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+            inverse_mass_matrix=inv_mass, vectorize=vectorize, on_segment=progress)
+        return _collect(flat, args, out, timings)
+    run = make_nuts(flat.potential, num_warmup=num_warmup, num_samples=num_samples,
+                    dense_mass=dense_mass, max_tree_depth=max_tree_depth,
+                    target_accept_prob=target_accept_prob)
     t0 = time.perf_counter()
     if vectorize:
         compiled = jax.jit(jax.vmap(run, in_axes=(0, 0, None, None))).lower(keys, u0, inv_mass, args).compile()
@@ -376,7 +391,7 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
 def nuts_from_map(flat: FlatModel, args: tuple, *, key, u_map, cov, num_warmup: int = 500,
                   num_samples: int = 1000, num_chains: int = 1, dense_mass: bool = True,
                   max_tree_depth: int = 8, target_accept_prob: float = 0.8,
-                  vectorize: bool = False) -> SamplerRun:
+                  vectorize: bool = False, segment: int | None = None) -> SamplerRun:
     """NUTS started at a MAP with its Laplace covariance as the initial inverse mass matrix.
 
     Chain 0 starts at ``u_map``; further chains start at draws from N(u_map, cov), so
@@ -395,7 +410,7 @@ def nuts_from_map(flat: FlatModel, args: tuple, *, key, u_map, cov, num_warmup: 
     return run_nuts(flat, args, jnp.asarray(u0, flat.u_init.dtype), key=k_run, inv_mass=inv_mass,
                     num_warmup=num_warmup, num_samples=num_samples, dense_mass=dense_mass,
                     max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob,
-                    vectorize=vectorize)
+                    vectorize=vectorize, segment=segment)
 
 
 def sample_flat(flat: FlatModel, args: tuple, *, seed: int = 0, num_warmup: int = 500,
