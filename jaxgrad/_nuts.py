@@ -9,12 +9,16 @@ reuse the compiled code (``numpyro.infer.MCMC.run`` re-traces at every call).
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class ChainOutput(NamedTuple):
@@ -89,14 +93,72 @@ def nuts_chain(key, init_params, args: tuple, *, potential_gen, num_warmup: int,
     return _output(state, traces, num_warmup)
 
 
+def _leaves_to_np(tree) -> list[np.ndarray]:
+    """Leaves as NumPy arrays (PRNG keys as their raw key data)."""
+    out = []
+    for x in jax.tree_util.tree_leaves(tree):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        out.append(np.asarray(x))
+    return out
+
+
+def _np_to_tree(like, arrays):
+    """A pytree shaped like ``like`` from :func:`_leaves_to_np`'s arrays."""
+    leaves, treedef = jax.tree_util.tree_flatten(like)
+    if len(leaves) != len(arrays):
+        raise ValueError("checkpoint does not match this sampler's state (another jaxgrad version?)")
+    new = []
+    for ref, a in zip(leaves, arrays, strict=True):
+        if jnp.issubdtype(ref.dtype, jax.dtypes.prng_key):
+            new.append(jax.random.wrap_key_data(jnp.asarray(a), impl=jax.random.key_impl(ref)))
+        else:
+            if a.shape != ref.shape:
+                raise ValueError(f"checkpoint array of shape {a.shape} where the sampler has {ref.shape}")
+            new.append(jnp.asarray(a, ref.dtype))
+    return jax.tree_util.tree_unflatten(treedef, new)
+
+
+def _fingerprint(*trees, settings) -> str:
+    h = hashlib.sha256(repr(settings).encode())
+    for t in trees:
+        for a in _leaves_to_np(t):
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, fp: str, finished: list, cur: int, done: int, state, parts) -> None:
+    """Atomically write what the run has: finished chains' outputs, the current chain's
+    state and its traces so far."""
+    arrays = {"fingerprint": np.asarray(fp), "current": np.asarray([cur, done, len(finished)])}
+    for i, out in enumerate(finished):
+        for j, a in enumerate(_leaves_to_np(out)):
+            arrays[f"finished{i}_{j}"] = a
+    for j, a in enumerate(_leaves_to_np(state)):
+        arrays[f"state_{j}"] = a
+    if parts:
+        cat = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0 if cur >= 0 else 1), *parts)
+        for j, a in enumerate(_leaves_to_np(cat)):
+            arrays[f"trace_{j}"] = a
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+_COMPILED: dict = {}  # nuts_chains_segmented's programs, a few of the most recent
+
+
 def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_warmup: int,
                           num_samples: int, segment: int, dense_mass: bool = True,
                           target_accept_prob: float = 0.8, max_tree_depth: int = 10,
                           inverse_mass_matrix=None, vectorize: bool = False,
-                          on_segment: Callable[[int, int, int, float], None] | None = None):
+                          on_segment: Callable[[int, int, int, float], None] | None = None,
+                          checkpoint: str | Path | None = None):
     """Chains run in compiled segments of ``segment`` iterations (the same draws as
-    :func:`nuts_chain`), so a long run can report progress (and a caller can save what it
-    has) between segments.
+    :func:`nuts_chain` for sequential chains), so a long run reports progress between
+    segments and, with ``checkpoint``, writes what it has after each one and resumes
+    from there when called again with the same inputs.
 
     Args:
         keys: PRNG keys ``[C]``; init_params: start points ``[C, d]``.
@@ -106,43 +168,102 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
         vectorize: vmap the chains (one call per segment) instead of one chain after another.
         on_segment: ``f(chain, iterations_done, total, seconds)`` after each segment
             (``chain`` is -1 when the chains are vmapped).
+        checkpoint: a ``.npz`` path: written atomically after every segment; if it exists
+            the run continues from it (ValueError if it was written for other keys, data
+            or settings). Left in place at the end (delete it to start afresh).
 
     Returns:
-        ``(ChainOutput stacked over chains, {"compile_s", "run_s"})``.
+        ``(ChainOutput stacked over chains, {"compile_s", "run_s", "resumed_from"})``.
     """
-    init, sample_kernel = _kernel(potential_gen, num_warmup, dense_mass, target_accept_prob, max_tree_depth)
     total = num_warmup + num_samples
-    lengths = [min(segment, total - i) for i in range(0, total, segment)]
+    path = None if checkpoint is None else Path(checkpoint)
+    fp = None
+    if path is not None:
+        # keys, data and settings; not the start points and initial mass matrix, which a
+        # caller recomputes (e.g. a MAP) and which no longer matter once a chain has started
+        fp = _fingerprint(jax.random.key_data(keys), args,
+                          settings=(num_warmup, num_samples, segment, dense_mass, target_accept_prob,
+                                    max_tree_depth, vectorize))
+        if path.exists():
+            with np.load(path) as z:
+                if str(z["fingerprint"]) != fp:
+                    raise ValueError(f"checkpoint {path} was written for other data, seed or sampler "
+                                     "settings; delete it or pass another path")
     v = jax.vmap if vectorize else (lambda f, in_axes=0: f)
-    init_j = jax.jit(v(init, in_axes=(0, 0, None, None)))
-    seg_j = {n: jax.jit(v(lambda s, a, n=n: _steps(sample_kernel, s, a, n), in_axes=(0, None)))
-             for n in set(lengths)}
     k0, u0 = (keys, init_params) if vectorize else (keys[0], init_params[0])
     t0 = time.perf_counter()
-    init_c = init_j.lower(k0, u0, inverse_mass_matrix, args).compile()
+    # compiled programs are reused by later calls with the same potential_gen, settings and
+    # shapes (a resumed run, or new data of the same shapes)
+    ck = (potential_gen, num_warmup, dense_mass, target_accept_prob, max_tree_depth, vectorize,
+          str(jax.tree_util.tree_map(lambda x: (jnp.shape(x), jnp.result_type(x)),
+                                     (k0, u0, inverse_mass_matrix, args))))
+    if ck not in _COMPILED:
+        init, sample_kernel = _kernel(potential_gen, num_warmup, dense_mass, target_accept_prob, max_tree_depth)
+        init_c = jax.jit(v(init, in_axes=(0, 0, None, None))).lower(k0, u0, inverse_mass_matrix, args).compile()
+        while len(_COMPILED) >= 4:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[ck] = (sample_kernel, init_c, {})
+    sample_kernel, init_c, seg_c = _COMPILED[ck]
     state0 = init_c(k0, u0, inverse_mass_matrix, args)  # also the shapes of the segment's state
-    seg_c = {n: f.lower(state0, args).compile() for n, f in seg_j.items()}
+
+    def seg(n):
+        if n not in seg_c:
+            f = jax.jit(v(lambda s, a: _steps(sample_kernel, s, a, n), in_axes=(0, None)))
+            seg_c[n] = f.lower(state0, args).compile()
+        return seg_c[n]
+
+    seg(min(segment, total))
     t1 = time.perf_counter()
-    outs = []
-    for c in ([-1] if vectorize else range(len(keys))):
-        state = state0 if c <= 0 else init_c(keys[c], init_params[c], inverse_mass_matrix, args)
-        parts, done = [], 0
-        for n in lengths:
-            state, tr = seg_c[n](state, args)
+    runs = [-1] if vectorize else list(range(len(keys)))
+    finished, cur, done, state, parts = [], runs[0], 0, state0, []
+    resumed = None
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            cur, done, n_fin = (int(x) for x in z["current"])
+            like_out = jax.eval_shape(v(lambda s, a: _output(*_steps(sample_kernel, s, a, total), num_warmup),
+                                        in_axes=(0, None)), state0, args)
+            like_tr = jax.eval_shape(v(lambda s, a: _steps(sample_kernel, s, a, max(done, 1))[1],
+                                       in_axes=(0, None)), state0, args)
+            for i in range(n_fin):
+                keys_i = sorted((k for k in z.files if k.startswith(f"finished{i}_")),
+                                key=lambda k: int(k.split("_")[1]))
+                finished.append(_np_to_tree(like_out, [z[k] for k in keys_i]))
+            nst = len(jax.tree_util.tree_leaves(state0))
+            state = _np_to_tree(state0, [z[f"state_{j}"] for j in range(nst)])
+            if 0 < done < total:
+                ntr = len(jax.tree_util.tree_leaves(like_tr))
+                parts = [_np_to_tree(like_tr, [z[f"trace_{j}"] for j in range(ntr)])]
+        resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(finished)}
+    outs = list(finished)
+    start = runs.index(cur) + (1 if done >= total else 0)  # resumed after a finished chain: the next
+    for c in runs[start:]:
+        if c != cur or done >= total:  # a fresh chain (the first one starts from state0)
+            state, parts, done = init_c(keys[c], init_params[c], inverse_mass_matrix, args), [], 0
+        cur = c
+        while done < total:
+            n = min(segment, total - done)
+            state, tr = seg(n)(state, args)
             parts.append(jax.block_until_ready(tr))
             done += n
+            if path is not None and done < total:
+                _save_checkpoint(path, fp, outs, c, done, state, parts)
             if on_segment is not None:
                 on_segment(c, done, total, time.perf_counter() - t1)
         ax = 1 if vectorize else 0
-        traces = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=ax), *parts)
+        traces = jax.tree_util.tree_map(lambda *xs, ax=ax: jnp.concatenate(xs, axis=ax), *parts)
         if vectorize:
-            w = num_warmup
             z, steps, div, acc, pe, en = traces
+            w = num_warmup
             ad = state.adapt_state
-            out = ChainOutput(jax.tree_util.tree_map(lambda a: a[:, w:], z), steps[:, w:], div[:, w:],
+            out = ChainOutput(jax.tree_util.tree_map(lambda a, w=w: a[:, w:], z), steps[:, w:], div[:, w:],
                               acc[:, w:], pe[:, w:], en[:, w:], steps[:, :w].sum(1), div[:, :w].sum(1),
                               ad.step_size, ad.inverse_mass_matrix)
-            return out, {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1}
-        outs.append(_output(state, traces, num_warmup))
-    out = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
-    return out, {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1}
+        else:
+            out = _output(state, traces, num_warmup)
+        outs.append(out)
+        if path is not None:  # the finished chain is safe before the next one starts
+            _save_checkpoint(path, fp, outs, c, total, state, [])
+    timings = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1, "resumed_from": resumed}
+    if vectorize:
+        return outs[0], timings
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs), timings

@@ -31,6 +31,9 @@ Example configuration (every key shown; ``[[galaxy]]`` repeats for a population)
 
 Outputs in ``dir``: ``fit.nc`` (ArviZ InferenceData), ``summary.txt``, ``profile.png`` and
 ``corner.png`` (one galaxy), or ``population.nc``, ``summary.txt``, ``population.png``.
+A population fit prints its stages and NUTS progress on stderr and keeps
+``nuts_checkpoint.npz`` in ``dir`` while NUTS runs: start the same configuration again
+after an interruption and it resumes where the chains stopped.
 """
 
 from __future__ import annotations
@@ -148,7 +151,9 @@ def run_fit(config_path, progress: bool = True) -> dict:
     """Run a configuration; returns a JSON-able summary (also written to the output dir).
 
     With ``progress`` a population fit prints its stages and NUTS progress (about 20
-    lines per chain) on stderr."""
+    lines per chain) on stderr. A population fit checkpoints its chains in the output
+    directory (``nuts_checkpoint.npz``) while it runs: run the same configuration again
+    after an interruption and it resumes."""
     cfg = load_config(config_path)
     from jaxgrad import io
     from jaxgrad.inference import fit_galaxy, fit_population
@@ -180,9 +185,12 @@ def run_fit(config_path, progress: bool = True) -> dict:
                 covs[k] = [float(g["covariates"][k]) for g in cfg["galaxy"]]
             except KeyError:
                 raise ValueError(f"covariate {k!r} must be given for every galaxy") from None
-        seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20) if progress else None
+        seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20)
+        # NUTS writes its chains here after every segment: a killed run, started again
+        # with the same configuration, resumes; removed once the results are written
+        ck = out / "nuts_checkpoint.npz"
         with _stage_log(progress):
-            pop = fit_population(gals, covariates=covs or None, segment=seg, **smp)
+            pop = fit_population(gals, covariates=covs or None, segment=seg, checkpoint=ck, **smp)
         if getattr(pop, "idata", None) is not None:
             io.save_idata(pop.idata, out / "population.nc")
         (out / "summary.txt").write_text(json.dumps(pop.hyper, indent=1, default=float) + "\n")
@@ -190,5 +198,6 @@ def run_fit(config_path, progress: bool = True) -> dict:
         res = {"n_galaxies": len(gals), "hyper": pop.hyper,
                "files": ["population.nc", "summary.txt", "population.png"]}
     (out / "result.json").write_text(json.dumps(res, indent=1, default=float))
+    (out / "nuts_checkpoint.npz").unlink(missing_ok=True)
     res["out"] = str(out)
     return res

@@ -145,3 +145,4 @@ def test_fit_command_population_prints_progress(tmp_path, capsys):
     assert "NUTS chain 1/1: 25/100 iterations (warm-up)" in err
     assert "100/100 iterations (sampling)" in err
     assert (tmp_path / "out" / "population.nc").exists()
+    assert not (tmp_path / "out" / "nuts_checkpoint.npz").exists()  # removed once the results are written

@@ -606,7 +606,7 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
                    cal_scatter="calibration", centering: str = "auto",
                    max_tree_depth: int = 8, target_accept_prob: float = 0.9,
                    tau_factor: float | None = None, vectorize_chains: bool | None = None,
-                   segment: int | None = None) -> PopulationResult:
+                   segment: int | None = None, checkpoint=None) -> PopulationResult:
     """Hierarchical fit of many galaxies' maps with NUTS (see the module docstring).
 
     Args:
@@ -628,6 +628,9 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
             only; on a CPU sequential chains compile faster and run no slower).
         segment: NUTS in compiled segments of this many iterations, logging progress
             after each (see :func:`~jaxgrad.inference.sampler.run_nuts`); None: one call.
+        checkpoint: ``.npz`` path where NUTS writes its chains after every segment; a
+            fit called again with the same galaxies, seed and settings resumes from it
+            (the per-galaxy MAPs before NUTS are recomputed).
     """
     if centering not in ("auto", "centered", "noncentered"):
         raise ValueError(f"centering must be 'auto', 'centered' or 'noncentered', got {centering!r}")
@@ -703,7 +706,7 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
                         dense_mass=False, max_tree_depth=max_tree_depth,
                         target_accept_prob=target_accept_prob,
                         vectorize=(jax.default_backend() != "cpu") if vectorize_chains is None
-                        else bool(vectorize_chains), segment=segment)
+                        else bool(vectorize_chains), segment=segment, checkpoint=checkpoint)
     _log.info("fit_population: NUTS compiled in %.1f s, ran in %.1f s, %.1f leapfrog steps per draw",
               run.timings["compile_s"], run.timings["run_s"], float(np.mean(run.stats["num_steps"])))
     diag = diagnose(run, flat.names, max_tree_depth, key_param="alpha_grad_std")

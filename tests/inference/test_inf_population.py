@@ -106,3 +106,17 @@ def test_scatter_profile_matches_closed_form_and_chi2_interval():
     # no intrinsic scatter, few objects: the interval reaches 0
     few = rng.normal(mu, sig, 6)
     assert scatter_profile(few, np.full(6, sig), spread=0.03)["tau_lo"] == 0.0
+
+
+@pytest.mark.slow
+def test_population_checkpoint_returns_the_same_chains(tmp_path):
+    """fit_population(checkpoint=...) called again after a finished run takes its chains
+    from the file (the per-galaxy MAPs are recomputed); another seed is refused."""
+    gals, _ = _mocks(3, seed=4)
+    kw = dict(fixed={"sersic_n": 1.0}, num_warmup=60, num_samples=40, checkpoint=tmp_path / "nuts.npz")
+    res = fit_population(gals, seed=0, **kw)
+    again = fit_population(gals, seed=0, **kw)
+    np.testing.assert_array_equal(again.samples["grad_z"], res.samples["grad_z"])
+    assert again.diagnostics["run_s"] < res.diagnostics["run_s"]
+    with pytest.raises(ValueError, match="other data, seed or sampler settings"):
+        fit_population(gals, seed=1, **kw)

@@ -96,3 +96,39 @@ def test_segmented_nuts_gives_the_same_draws_and_reports_progress(caplog):
     msgs = [r.getMessage() for r in caplog.records if "iterations" in r.getMessage()]
     assert len(msgs) == 2 * 4 and "200/200 iterations (sampling)" in msgs[-1]  # 50+50+50+50 per chain
     assert abs(np.mean(seg.samples["b"]) - 1.7) < 0.2
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_checkpointed_nuts_resumes_bit_for_bit(tmp_path, vectorize):
+    """A run stopped after some segments (several times, mid-chain and between chains)
+    and resumed from its checkpoint gives exactly the uninterrupted run's output."""
+    from jaxgrad._nuts import nuts_chains_segmented
+
+    def gen(mu):
+        return lambda u: 0.5 * jax.numpy.sum(((u - mu) / jax.numpy.array([1.0, 10.0, 0.1])) ** 2)
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    u0 = np.zeros((3, 3), np.float32)
+    args = (np.array([1.0, 2.0, 3.0], np.float32),)
+    kw = dict(potential_gen=gen, num_warmup=60, num_samples=50, dense_mass=False, max_tree_depth=6,
+              segment=30, vectorize=vectorize)
+    ref, _ = nuts_chains_segmented(keys, u0, args, **kw)
+    path = tmp_path / "nuts.npz"
+
+    class Stop(Exception):
+        pass
+
+    stops = [(-1, 30), (-1, 90)] if vectorize else [(0, 60), (1, 110), (2, 30)]
+    for stop in stops:
+        def cb(c, done, total, sec, stop=stop):
+            if (c, done) == stop:
+                raise Stop
+
+        with pytest.raises(Stop):
+            nuts_chains_segmented(keys, u0, args, on_segment=cb, checkpoint=path, **kw)
+    out, t = nuts_chains_segmented(keys, u0, args, checkpoint=path, **kw)
+    assert t["resumed_from"]["iterations_done"] == stops[-1][1]
+    for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ref), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="other data, seed or sampler settings"):
+        nuts_chains_segmented(keys, u0, (args[0] + 1,), checkpoint=path, **kw)
