@@ -64,11 +64,20 @@ def _steps(sample_kernel, state, args, length: int):
     return jax.lax.scan(step, state, None, length=length)
 
 
-def _output(state, traces, w: int) -> ChainOutput:
+def _output(state, traces, w: int, axis: int = 0) -> ChainOutput:
+    """Draws after the ``w`` warm-up iterations (iterations along ``axis``: 1 for vmapped chains)."""
     z, steps, div, acc, pe, en = traces
     ad = state.adapt_state
-    return ChainOutput(jax.tree_util.tree_map(lambda a: a[w:], z), steps[w:], div[w:], acc[w:], pe[w:], en[w:],
-                       steps[:w].sum(), div[:w].sum(), ad.step_size, ad.inverse_mass_matrix)
+    idx = (slice(None),) * axis
+
+    def after(a):
+        return a[idx + (slice(w, None),)]
+
+    def warm(a):
+        return a[idx + (slice(None, w),)].sum(axis)
+
+    return ChainOutput(jax.tree_util.tree_map(after, z), after(steps), after(div), after(acc), after(pe),
+                       after(en), warm(steps), warm(div), ad.step_size, ad.inverse_mass_matrix)
 
 
 def nuts_chain(key, init_params, args: tuple, *, potential_gen, num_warmup: int, num_samples: int,
@@ -251,15 +260,7 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
                 on_segment(c, done, total, time.perf_counter() - t1)
         ax = 1 if vectorize else 0
         traces = jax.tree_util.tree_map(lambda *xs, ax=ax: jnp.concatenate(xs, axis=ax), *parts)
-        if vectorize:
-            z, steps, div, acc, pe, en = traces
-            w = num_warmup
-            ad = state.adapt_state
-            out = ChainOutput(jax.tree_util.tree_map(lambda a, w=w: a[:, w:], z), steps[:, w:], div[:, w:],
-                              acc[:, w:], pe[:, w:], en[:, w:], steps[:, :w].sum(1), div[:, :w].sum(1),
-                              ad.step_size, ad.inverse_mass_matrix)
-        else:
-            out = _output(state, traces, num_warmup)
+        out = _output(state, traces, num_warmup, ax)
         outs.append(out)
         if path is not None:  # the finished chain is safe before the next one starts
             _save_checkpoint(path, fp, outs, c, total, state, [])
