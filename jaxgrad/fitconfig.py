@@ -150,8 +150,8 @@ def _stage_log(on: bool):
 def run_fit(config_path, progress: bool = True) -> dict:
     """Run a configuration; returns a JSON-able summary (also written to the output dir).
 
-    With ``progress`` a population fit prints its stages and NUTS progress (about 20
-    lines per chain) on stderr. A population fit checkpoints its chains in the output
+    With ``progress`` the fit prints NUTS progress (about 20 lines per chain; a population
+    fit its stages too) on stderr. A population fit checkpoints its chains in the output
     directory (``nuts_checkpoint.npz``) while it runs: run the same configuration again
     after an interruption and it resumes."""
     cfg = load_config(config_path)
@@ -164,9 +164,11 @@ def run_fit(config_path, progress: bool = True) -> dict:
     out = Path(cfg.get("output", {}).get("dir", "jaxgrad_fit"))
     out.mkdir(parents=True, exist_ok=True)
     gals = [_galaxy_data(g, model) for g in cfg["galaxy"]]
+    seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20)  # ~20 progress lines per chain
     if len(gals) == 1:
         g = cfg["galaxy"][0]
-        fit = fit_galaxy(gals[0], fixed=g.get("fixed"), **smp)
+        with _stage_log(progress):
+            fit = fit_galaxy(gals[0], fixed=g.get("fixed"), segment=seg, **smp)
         if fit.idata is not None:
             io.save_idata(fit.idata, out / "fit.nc")
         (out / "summary.txt").write_text(fit.report() + "\n")
@@ -185,7 +187,6 @@ def run_fit(config_path, progress: bool = True) -> dict:
                 covs[k] = [float(g["covariates"][k]) for g in cfg["galaxy"]]
             except KeyError:
                 raise ValueError(f"covariate {k!r} must be given for every galaxy") from None
-        seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20)
         # NUTS writes its chains here after every segment: a killed run, started again
         # with the same configuration, resumes; removed once the results are written
         ck = out / "nuts_checkpoint.npz"

@@ -383,7 +383,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
                num_samples: int = 1000, num_chains: int = 1, seed: int = 0,
                cal_scatter="calibration", branch: str = "auto", dense_mass: bool = True,
                max_tree_depth: int = 8, target_accept_prob: float = 0.85,
-               n_map_starts: int = 3) -> FitResult:
+               n_map_starts: int = 3, segment: int | None = None) -> FitResult:
     """Fit one galaxy's maps (or cube) with the forward model and NUTS.
 
     Steps: resolve and validate priors (ValueError before any sampling), pick the
@@ -407,6 +407,8 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
         max_tree_depth, target_accept_prob: NUTS settings.
         n_map_starts: starts for the MAP (prior median + prior draws; plus one per
             branch when the branch is chosen automatically).
+        segment: NUTS in compiled segments of this many iterations with a progress line
+            after each (logger ``jaxgrad``, INFO); None: one call per chain.
 
     Returns:
         :class:`FitResult`. Divergences raise a
@@ -480,7 +482,8 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     u_map = jnp.asarray(u_map, gm.flat.u_init.dtype)
     run = nuts_from_map(gm.flat, (obs,), key=k_nuts, u_map=u_map, cov=cov, num_warmup=num_warmup,
                         num_samples=num_samples, num_chains=num_chains, dense_mass=dense_mass,
-                        max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob)
+                        max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob,
+                        segment=segment)
     diag = diagnose(run, gm.names, max_tree_depth, key_param="grad_z" if "grad_z" in gm.names else None)
     map_vals = {k: float(v) for k, v in gm.flat.constrain(u_map, obs).items() if k in gm.names}
     diag.update({"branch": gm.branch, "map_evals": int(n_evals),
