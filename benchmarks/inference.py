@@ -60,7 +60,8 @@ def _nuts_record(diag: dict, key: str, dim: int, num_warmup: int, num_samples: i
     run_s = diag["run_s"]
     ess_key = diag["ess_bulk"].get(key, float("nan"))
     return {
-        "dim": dim, "num_warmup": num_warmup, "num_samples": num_samples,
+        "dim": dim, "num_warmup": num_warmup, "num_samples": diag.get("num_samples", num_samples),
+        "num_samples_requested": num_samples,
         "compile_s": diag["compile_s"], "run_s": run_s, "map_s": diag.get("map_s"),
         "ess_bulk_min": diag["ess_bulk_min"], "ess_key": ess_key,
         "ess_key_per_s": ess_key / run_s, "ess_min_per_s": diag["ess_bulk_min"] / run_s,
@@ -271,8 +272,12 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
         gals, grads, z0 = _population_mocks(n, ny=ny)
         print(f"  hierarchy n={n}: {n} mocks made in {time.perf_counter() - t0:.1f} s", flush=True)
         t0 = time.perf_counter()
+        # with a time limit, sampling stops in time to keep its draws (the MAPs, compilation
+        # and the diagnostics of 10^4 galaxies take ~1-2 min of the rest)
+        budget = None if time_left is None else max(time_left() - 150.0, 30.0)
         res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0,
-                             num_chains=chains, vectorize_chains=vectorize_chains, segment=segment)
+                             num_chains=chains, vectorize_chains=vectorize_chains, segment=segment,
+                             time_budget_s=budget)
         total = time.perf_counter() - t0
         diag = res.diagnostics
         rec = {"n_galaxies": n, "field_px": ny, "num_chains": chains, "total_s": total, "map_s": diag["map_s"],
@@ -397,7 +402,7 @@ def gpu_main(args) -> dict:
                                        ((300, 300) if args.quick else (500, 500)), chains=args.chains,
                                        grad_costs={c["n_galaxies"]: c["grad_s"] for c in costs},
                                        vectorize_chains=False if args.sequential_chains else None,
-                                       segment=100,  # progress in the log every 100 iterations
+                                       segment=50,  # progress in the log every 50 iterations
                                        on_run=lambda runs: H.write("inference_gpu.json", {**out, "hierarchy_partial": runs}))
     out["wall_s"] = time.perf_counter() - t_start
     return out

@@ -163,7 +163,7 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
                           target_accept_prob: float = 0.8, max_tree_depth: int = 10,
                           inverse_mass_matrix=None, vectorize: bool = False,
                           on_segment: Callable[[int, int, int, float], None] | None = None,
-                          checkpoint: str | Path | None = None):
+                          checkpoint: str | Path | None = None, time_budget_s: float | None = None):
     """Chains run in compiled segments of ``segment`` iterations (the same draws as
     :func:`nuts_chain` for sequential chains), so a long run reports progress between
     segments and, with ``checkpoint``, writes what it has after each one and resumes
@@ -180,10 +180,18 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
         checkpoint: a ``.npz`` path: written atomically after every segment; if it exists
             the run continues from it (ValueError if it was written for other keys, data
             or settings). Left in place at the end (delete it to start afresh).
+        time_budget_s: seconds of running (after compilation) after which sampling stops
+            at the end of a segment, keeping the draws made so far (sequential chains: an
+            equal share each; warm-up always completes, so the budget can be overrun by
+            it). Every chain then keeps as many draws as the shortest. Not combined with
+            ``checkpoint``.
 
     Returns:
-        ``(ChainOutput stacked over chains, {"compile_s", "run_s", "resumed_from"})``.
+        ``(ChainOutput stacked over chains, {"compile_s", "run_s", "resumed_from",
+        "num_samples"})`` (``num_samples``: draws kept per chain).
     """
+    if time_budget_s is not None and checkpoint is not None:
+        raise ValueError("time_budget_s and checkpoint cannot be combined (a checkpoint holds whole chains)")
     total = num_warmup + num_samples
     path = None if checkpoint is None else Path(checkpoint)
     fp = None
@@ -245,10 +253,11 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
         resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(finished)}
     outs = list(finished)
     start = runs.index(cur) + (1 if done >= total else 0)  # resumed after a finished chain: the next
-    for c in runs[start:]:
+    for i, c in enumerate(runs[start:]):
         if c != cur or done >= total:  # a fresh chain (the first one starts from state0)
             state, parts, done = init_c(keys[c], init_params[c], inverse_mass_matrix, args), [], 0
         cur = c
+        t_end = None if time_budget_s is None else t1 + time_budget_s * (i + 1) / len(runs[start:])
         while done < total:
             n = min(segment, total - done)
             state, tr = seg(n)(state, args)
@@ -258,13 +267,20 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
                 _save_checkpoint(path, fp, outs, c, done, state, parts)
             if on_segment is not None:
                 on_segment(c, done, total, time.perf_counter() - t1)
+            if t_end is not None and done > num_warmup and time.perf_counter() > t_end:
+                break  # out of time: keep the draws so far
         ax = 1 if vectorize else 0
         traces = jax.tree_util.tree_map(lambda *xs, ax=ax: jnp.concatenate(xs, axis=ax), *parts)
         out = _output(state, traces, num_warmup, ax)
         outs.append(out)
         if path is not None:  # the finished chain is safe before the next one starts
             _save_checkpoint(path, fp, outs, c, total, state, [])
-    timings = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1, "resumed_from": resumed}
+    keep = min(int(o.num_steps.shape[-1]) for o in outs)
+    timings = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1, "resumed_from": resumed,
+               "num_samples": keep}
     if vectorize:
         return outs[0], timings
+    draws = ("z", "num_steps", "diverging", "accept_prob", "potential_energy", "energy")
+    outs = [o._replace(**{k: jax.tree_util.tree_map(lambda a: a[:keep], getattr(o, k)) for k in draws})
+            for o in outs]
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs), timings

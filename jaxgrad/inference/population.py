@@ -606,7 +606,8 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
                    cal_scatter="calibration", centering: str = "auto",
                    max_tree_depth: int = 8, target_accept_prob: float = 0.9,
                    tau_factor: float | None = None, vectorize_chains: bool | None = None,
-                   segment: int | None = None, checkpoint=None) -> PopulationResult:
+                   segment: int | None = None, checkpoint=None,
+                   time_budget_s: float | None = None) -> PopulationResult:
     """Hierarchical fit of many galaxies' maps with NUTS (see the module docstring).
 
     Args:
@@ -631,6 +632,8 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
         checkpoint: ``.npz`` path where NUTS writes its chains after every segment; a
             fit called again with the same galaxies, seed and settings resumes from it
             (the per-galaxy MAPs before NUTS are recomputed).
+        time_budget_s: NUTS stops sampling after about this many seconds, keeping the
+            draws so far (a warning says how many; ``diagnostics["num_samples"]``).
     """
     if centering not in ("auto", "centered", "noncentered"):
         raise ValueError(f"centering must be 'auto', 'centered' or 'noncentered', got {centering!r}")
@@ -706,7 +709,8 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
                         dense_mass=False, max_tree_depth=max_tree_depth,
                         target_accept_prob=target_accept_prob,
                         vectorize=(jax.default_backend() != "cpu") if vectorize_chains is None
-                        else bool(vectorize_chains), segment=segment, checkpoint=checkpoint)
+                        else bool(vectorize_chains), segment=segment, checkpoint=checkpoint,
+                        time_budget_s=time_budget_s)
     _log.info("fit_population: NUTS compiled in %.1f s, ran in %.1f s, %.1f leapfrog steps per draw",
               run.timings["compile_s"], run.timings["run_s"], float(np.mean(run.stats["num_steps"])))
     diag = diagnose(run, flat.names, max_tree_depth, key_param="alpha_grad_std")

@@ -183,7 +183,7 @@ class SamplerRun(NamedTuple):
 def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup: int = 500,
              num_samples: int = 1000, dense_mass: bool = True, max_tree_depth: int = 8,
              target_accept_prob: float = 0.8, vectorize: bool = False,
-             segment: int | None = None, checkpoint=None) -> SamplerRun:
+             segment: int | None = None, checkpoint=None, time_budget_s: float | None = None) -> SamplerRun:
     """Run NUTS chains on a :class:`FlatModel`, one per row of ``u0``.
 
     The single-chain run function is compiled once ahead of time
@@ -208,13 +208,16 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
             ``segment`` says otherwise); a run given an existing checkpoint of the same
             keys, data and settings resumes from it, with the same draws as an
             uninterrupted run (see :func:`jaxgrad._nuts.nuts_chains_segmented`).
+        time_budget_s: stop sampling after about this many seconds of running, keeping
+            the draws so far (segments of 100 unless ``segment`` says otherwise; warm-up
+            always completes). ``timings["num_samples"]`` says how many were kept.
     """
     u0 = jnp.atleast_2d(jnp.asarray(u0))
     n_chains = u0.shape[0]
     if inv_mass is not None:
         inv_mass = jnp.asarray(inv_mass, u0.dtype)
     keys = jax.random.split(key, n_chains)
-    if checkpoint is not None and segment is None:
+    if (checkpoint is not None or time_budget_s is not None) and segment is None:
         segment = 100
     if segment is not None:
         def progress(c, done, total, sec):
@@ -225,7 +228,11 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
             keys, u0, args, potential_gen=lambda *a: (lambda u: flat.potential(u, *a)),
             num_warmup=num_warmup, num_samples=num_samples, segment=int(segment), dense_mass=dense_mass,
             target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-            inverse_mass_matrix=inv_mass, vectorize=vectorize, on_segment=progress, checkpoint=checkpoint)
+            inverse_mass_matrix=inv_mass, vectorize=vectorize, on_segment=progress, checkpoint=checkpoint,
+            time_budget_s=time_budget_s)
+        if timings["num_samples"] < num_samples:
+            _log.warning("NUTS stopped at its time budget (%.0f s): %d of %d draws per chain kept",
+                         time_budget_s, timings["num_samples"], num_samples)
         if timings["resumed_from"]:
             _log.info("NUTS resumed from %s: %s", checkpoint, timings["resumed_from"])
         return _collect(flat, args, out, timings)
@@ -399,7 +406,8 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
 def nuts_from_map(flat: FlatModel, args: tuple, *, key, u_map, cov, num_warmup: int = 500,
                   num_samples: int = 1000, num_chains: int = 1, dense_mass: bool = True,
                   max_tree_depth: int = 8, target_accept_prob: float = 0.8,
-                  vectorize: bool = False, segment: int | None = None, checkpoint=None) -> SamplerRun:
+                  vectorize: bool = False, segment: int | None = None, checkpoint=None,
+                  time_budget_s: float | None = None) -> SamplerRun:
     """NUTS started at a MAP with its Laplace covariance as the initial inverse mass matrix.
 
     Chain 0 starts at ``u_map``; further chains start at draws from N(u_map, cov), so
@@ -418,7 +426,7 @@ def nuts_from_map(flat: FlatModel, args: tuple, *, key, u_map, cov, num_warmup: 
     return run_nuts(flat, args, jnp.asarray(u0, flat.u_init.dtype), key=k_run, inv_mass=inv_mass,
                     num_warmup=num_warmup, num_samples=num_samples, dense_mass=dense_mass,
                     max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob,
-                    vectorize=vectorize, segment=segment, checkpoint=checkpoint)
+                    vectorize=vectorize, segment=segment, checkpoint=checkpoint, time_budget_s=time_budget_s)
 
 
 def sample_flat(flat: FlatModel, args: tuple, *, seed: int = 0, num_warmup: int = 500,

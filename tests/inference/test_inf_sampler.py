@@ -132,3 +132,24 @@ def test_checkpointed_nuts_resumes_bit_for_bit(tmp_path, vectorize):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ValueError, match="other data, seed or sampler settings"):
         nuts_chains_segmented(keys, u0, (args[0] + 1,), checkpoint=path, **kw)
+
+
+def test_time_budget_keeps_the_draws_made_so_far():
+    """Out of time, sampling stops at a segment boundary after warm-up: the draws kept are
+    the uninterrupted run's first ones, the same number for every chain."""
+    from jaxgrad._nuts import nuts_chains_segmented
+
+    def gen(mu):
+        return lambda u: 0.5 * jax.numpy.sum((u - mu) ** 2)
+
+    keys = jax.random.split(jax.random.key(1), 2)
+    u0 = np.zeros((2, 2), np.float32)
+    args = (np.array([1.0, -1.0], np.float32),)
+    kw = dict(potential_gen=gen, num_warmup=60, num_samples=50, dense_mass=False, max_tree_depth=5, segment=30)
+    full, t_full = nuts_chains_segmented(keys, u0, args, **kw)
+    assert t_full["num_samples"] == 50
+    cut, t = nuts_chains_segmented(keys, u0, args, time_budget_s=0.0, **kw)
+    assert t["num_samples"] == 30 and np.asarray(cut.z).shape == (2, 30, 2)  # warm-up + one segment
+    np.testing.assert_array_equal(np.asarray(cut.z), np.asarray(full.z)[:, :30])
+    with pytest.raises(ValueError, match="cannot be combined"):
+        nuts_chains_segmented(keys, u0, args, time_budget_s=1.0, checkpoint="x.npz", **kw)
