@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -447,12 +446,10 @@ def main(argv=None):
         section["emcee_long"] = rec
         path = H.write("inference.json", out)
     elif args.gpu:  # stage timings on stdout: a run stopped at its limit still says where it was
-        log = logging.getLogger("jaxgrad")
-        log.setLevel(logging.INFO)
-        h = logging.StreamHandler(sys.stdout)
-        h.setFormatter(logging.Formatter("  %(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        log.addHandler(h)
-        out = gpu_main(args)
+        from jaxgrad._log import progress_to
+
+        with progress_to(sys.stdout, prefix="  "):
+            out = gpu_main(args)
         path = H.write("inference_gpu.json", out)
     else:
         out = cpu_main(args)

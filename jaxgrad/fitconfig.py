@@ -40,10 +40,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
-import sys
 import tomllib
 from pathlib import Path
+
+from jaxgrad._log import progress_to
 
 SECTIONS = {
     "model": {"lines", "calibration", "dust_law", "psf_model", "use_logu", "oversample"},
@@ -128,25 +128,6 @@ def _galaxy_data(g: dict, model: dict):
                                 name=g.get("name", Path(g["cube"]).stem))
 
 
-@contextlib.contextmanager
-def _stage_log(on: bool):
-    """jaxgrad's INFO stage/progress lines on stderr while a fit runs (when ``on``)."""
-    if not on:
-        yield
-        return
-    log = logging.getLogger("jaxgrad")
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    old = log.level
-    log.addHandler(h)
-    log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(h)
-        log.setLevel(old)
-
-
 def run_fit(config_path, progress: bool = True) -> dict:
     """Run a configuration; returns a JSON-able summary (also written to the output dir).
 
@@ -165,9 +146,10 @@ def run_fit(config_path, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     gals = [_galaxy_data(g, model) for g in cfg["galaxy"]]
     seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20)  # ~20 progress lines per chain
+    shown = progress_to if progress else contextlib.nullcontext
     if len(gals) == 1:
         g = cfg["galaxy"][0]
-        with _stage_log(progress):
+        with shown():
             fit = fit_galaxy(gals[0], fixed=g.get("fixed"), segment=seg, **smp)
         if fit.idata is not None:
             io.save_idata(fit.idata, out / "fit.nc")
@@ -190,7 +172,7 @@ def run_fit(config_path, progress: bool = True) -> dict:
         # NUTS writes its chains here after every segment: a killed run, started again
         # with the same configuration, resumes; removed once the results are written
         ck = out / "nuts_checkpoint.npz"
-        with _stage_log(progress):
+        with shown():
             pop = fit_population(gals, covariates=covs or None, segment=seg, checkpoint=ck, **smp)
         if getattr(pop, "idata", None) is not None:
             io.save_idata(pop.idata, out / "population.nc")

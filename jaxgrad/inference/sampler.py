@@ -14,6 +14,7 @@ over chains or over data sets (the SBC runs many fits in one call).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -132,6 +133,17 @@ def flatten_model(model, model_args: tuple, key=None, init_strategy=None) -> Fla
 NutsOutput = ChainOutput  # per-chain output of make_nuts's run function (see jaxgrad._nuts)
 
 
+@functools.lru_cache(maxsize=16)
+def _potential_gen(potential):
+    """NumPyro's ``potential_fn_gen`` for ``U(u, *args)``: one object per potential, so
+    segmented runs of the same model reuse their compiled programs."""
+
+    def gen(*args):
+        return lambda u: potential(u, *args)
+
+    return gen
+
+
 def make_nuts(potential, *, num_warmup: int, num_samples: int, dense_mass: bool = True,
               max_tree_depth: int = 8, target_accept_prob: float = 0.8):
     """A pure NUTS run function ``run(key, u0, inv_mass, args) -> NutsOutput``.
@@ -147,9 +159,7 @@ def make_nuts(potential, *, num_warmup: int, num_samples: int, dense_mass: bool 
         max_tree_depth: NUTS tree-depth cap (2^depth − 1 leapfrog steps at most).
         target_accept_prob: dual-averaging target.
     """
-
-    def gen(*args):
-        return lambda u: potential(u, *args)
+    gen = _potential_gen(potential)
 
     def run(key, u0, inv_mass, args):
         out = nuts_chain(key, u0, args, potential_gen=gen, num_warmup=num_warmup, num_samples=num_samples,
@@ -225,7 +235,7 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
                       done, total, "warm-up" if done <= num_warmup else "sampling", sec)
 
         out, timings = nuts_chains_segmented(
-            keys, u0, args, potential_gen=lambda *a: (lambda u: flat.potential(u, *a)),
+            keys, u0, args, potential_gen=_potential_gen(flat.potential),
             num_warmup=num_warmup, num_samples=num_samples, segment=int(segment), dense_mass=dense_mass,
             target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
             inverse_mass_matrix=inv_mass, vectorize=vectorize, on_segment=progress, checkpoint=checkpoint,
