@@ -421,18 +421,26 @@ def nuts_from_map(flat: FlatModel, args: tuple, *, key, u_map, cov, num_warmup: 
     """NUTS started at a MAP with its Laplace covariance as the initial inverse mass matrix.
 
     Chain 0 starts at ``u_map``; further chains start at draws from N(u_map, cov), so
-    R-hat compares chains from dispersed starts.
+    R-hat compares chains from dispersed starts. ``cov``: ``[d, d]``, or the variances
+    ``[d]`` of a diagonal one (no d × d matrix: at d = 4×10⁴ a dense one is 13 GB and
+    its Cholesky factor a minute of CPU).
     """
     k_init, k_run = jax.random.split(key)
     u_map = np.asarray(u_map)
     d = u_map.shape[-1]
     cov = np.asarray(cov, float)
+    diag = cov.ndim == 1
     u0 = np.repeat(u_map[None], num_chains, axis=0)
     if num_chains > 1:
-        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(d))
         eps = np.asarray(jax.random.normal(k_init, (num_chains - 1, d)), float)
-        u0[1:] = u_map[None] + eps @ chol.T
-    inv_mass = cov if dense_mass else np.diag(cov)
+        if diag:
+            u0[1:] = u_map[None] + eps * np.sqrt(cov)
+        else:
+            u0[1:] = u_map[None] + eps @ np.linalg.cholesky(cov + 1e-12 * np.eye(d)).T
+    if dense_mass:
+        inv_mass = np.diag(cov) if diag else cov
+    else:
+        inv_mass = cov if diag else np.diag(cov)
     return run_nuts(flat, args, jnp.asarray(u0, flat.u_init.dtype), key=k_run, inv_mass=inv_mass,
                     num_warmup=num_warmup, num_samples=num_samples, dense_mass=dense_mass,
                     max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob,

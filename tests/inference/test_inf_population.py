@@ -1,6 +1,7 @@
 """Hierarchical model: population recovery and shrinkage."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -35,11 +36,14 @@ def _assert_shrinkage(res, low):
     assert np.mean(np.abs(hier - mean)) < np.mean(np.abs(nopool - mean))
 
 
-def test_population_small_shrinkage_and_no_divergences():
+def test_population_small_shrinkage_and_few_divergences():
     gals, grads = _mocks(6, seed=1)
     res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=250, num_samples=300, seed=0)
     d = res.diagnostics
-    assert d["divergences"] == 0 and d["r_hat_max"] < 1.05
+    # six galaxies leave tau's funnel neck in the posterior: over 12 seeds this data set gave
+    # 0-1 divergences per 300 draws (before and after the float32-safe likelihood sum,
+    # whose rounding changes the chains' paths); a badly parametrised model gives tens
+    assert d["divergences"] <= 2 and d["r_hat_max"] < 1.05
     a = res.hyper["alpha_grad"]
     assert a["q2.5"] < -0.05 < a["q97.5"]
     _assert_shrinkage(res, [n for i, n in enumerate(res.config["names"]) if i % 2 == 1])
@@ -120,3 +124,40 @@ def test_population_checkpoint_returns_the_same_chains(tmp_path):
     assert again.diagnostics["run_s"] < res.diagnostics["run_s"]
     with pytest.raises(ValueError, match="other data, seed or sampler settings"):
         fit_population(gals, seed=1, **kw)
+
+
+def test_population_potential_is_float32_safe(monkeypatch):
+    """The NUTS potential sums 10^7 pixel terms at 10^4 galaxies: normalised, that sum is
+    ~N_pixels/2 (ulp ~1 in float32, and NUTS stalls on the energy noise). The model keeps
+    only each galaxy's change from its start value, so U(start) is O(dimension); and the
+    unnormalised log-likelihood differs from the normalised one by the exact constant."""
+    import jaxgrad.inference.population as P
+    from jaxgrad.inference.likelihood import log_likelihood
+
+    gals, _ = _mocks(8, seed=4)
+    cap = {}
+
+    class _Stop(Exception):
+        pass
+
+    def capture(flat, args, **kw):
+        cap.update(flat=flat, args=args, kw=kw)
+        raise _Stop
+
+    monkeypatch.setattr(P, "nuts_from_map", capture)
+    with pytest.raises(_Stop):
+        fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=10, num_samples=10)
+    flat, (pdata,) = cap["flat"], cap["args"]
+    n_pix = int(np.sum(np.asarray(pdata.obs.weight)))
+    u = float(flat.potential(jnp.asarray(cap["kw"]["u_map"], jnp.float32), pdata))
+    assert n_pix > 20 * flat.dim and abs(u) < 5 * flat.dim
+
+    cfg_spec, kind = gals[0].spec, gals[0].kind
+    obs0 = jax.tree_util.tree_map(lambda a: a[0], pdata.obs)
+    p0 = jax.tree_util.tree_map(lambda a: a[0], pdata.base)._replace(grad_z=jnp.float32(-0.05),
+                                                                      logoh0=jnp.float32(8.1))
+    full = float(log_likelihood(p0, obs0, cfg_spec, kind))
+    part = float(log_likelihood(p0, obs0, cfg_spec, kind, normalised=False))
+    w, var = np.asarray(obs0.weight, float), np.asarray(obs0.err, float) ** 2
+    const = -0.5 * np.sum(w * (np.log(2 * np.pi * var) + 1.0))
+    assert full - part == pytest.approx(const, rel=1e-5, abs=1e-2)
