@@ -137,22 +137,52 @@ def _fingerprint(*trees, settings) -> str:
     return h.hexdigest()
 
 
-def _save_checkpoint(path: Path, fp: str, finished: list, cur: int, done: int, state, parts) -> None:
-    """Atomically write what the run has: finished chains' outputs, the current chain's
-    state and its traces so far."""
-    arrays = {"fingerprint": np.asarray(fp), "current": np.asarray([cur, done, len(finished)])}
-    for i, out in enumerate(finished):
-        for j, a in enumerate(_leaves_to_np(out)):
-            arrays[f"finished{i}_{j}"] = a
-    for j, a in enumerate(_leaves_to_np(state)):
-        arrays[f"state_{j}"] = a
-    if parts:
-        cat = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0 if cur >= 0 else 1), *parts)
-        for j, a in enumerate(_leaves_to_np(cat)):
-            arrays[f"trace_{j}"] = a
+def _segment_file(path: Path, chain: int, k: int) -> Path:
+    """Where segment ``k`` of ``chain`` (-1: the vmapped chains) keeps its traces."""
+    return path.with_name(f"{path.stem}.c{'v' if chain < 0 else chain}.s{k:05d}.npz")
+
+
+def _atomic_savez(path: Path, arrays: dict) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def _save_checkpoint(path: Path, fp: str, final_states: list, cur: int, done: int, state,
+                     segment: tuple | None = None) -> None:
+    """Write the newest segment's traces to their own file, then atomically the small head
+    file: fingerprint, position, the current chain's state and the finished chains' final
+    states. Each segment is written once, so a long run's I/O stays linear in its draws."""
+    if segment is not None:
+        k, tr = segment
+        _atomic_savez(_segment_file(path, cur, k), {f"t{j}": a for j, a in enumerate(_leaves_to_np(tr))})
+    arrays = {"fingerprint": np.asarray(fp), "current": np.asarray([cur, done, len(final_states)])}
+    for i, st in enumerate(final_states):
+        for j, a in enumerate(_leaves_to_np(st)):
+            arrays[f"final{i}_{j}"] = a
+    for j, a in enumerate(_leaves_to_np(state)):
+        arrays[f"state_{j}"] = a
+    _atomic_savez(path, arrays)
+
+
+def _load_segments(path: Path, chain: int, done: int, segment: int, like) -> list:
+    """The traces of a chain's first ``done`` iterations, one pytree per segment file."""
+    parts = []
+    for k in range(-(-done // segment)):
+        f = _segment_file(path, chain, k)
+        if not f.exists():
+            raise ValueError(f"checkpoint {path}: its segment file {f.name} is missing")
+        with np.load(f) as z:
+            parts.append(_np_to_tree(like(min(segment, done - k * segment)), [z[f"t{j}"] for j in range(len(z.files))]))
+    return parts
+
+
+def remove_checkpoint(path: str | Path) -> None:
+    """Delete a NUTS checkpoint: its head file and its segment files."""
+    path = Path(path)
+    for f in path.parent.glob(f"{path.stem}.c*.s*.npz"):
+        f.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 _COMPILED: dict = {}  # nuts_chains_segmented's programs, a few of the most recent
@@ -177,9 +207,11 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
         vectorize: vmap the chains (one call per segment) instead of one chain after another.
         on_segment: ``f(chain, iterations_done, total, seconds)`` after each segment
             (``chain`` is -1 when the chains are vmapped).
-        checkpoint: a ``.npz`` path: written atomically after every segment; if it exists
-            the run continues from it (ValueError if it was written for other keys, data
-            or settings). Left in place at the end (delete it to start afresh).
+        checkpoint: a ``.npz`` path: a small head file rewritten atomically after every
+            segment, each segment's traces in a file of their own beside it
+            (``<stem>.c<chain>.s<k>.npz``); if it exists the run continues from it
+            (ValueError if it was written for other keys, data or settings). Left in place
+            at the end (:func:`remove_checkpoint` deletes it and its segment files).
         time_budget_s: seconds of running (after compilation) after which sampling stops
             at the end of a segment, keeping the draws made so far (sequential chains: an
             equal share each; warm-up always completes, so the budget can be overrun by
@@ -199,8 +231,8 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
         # keys, data and settings; not the start points and initial mass matrix, which a
         # caller recomputes (e.g. a MAP) and which no longer matter once a chain has started
         fp = _fingerprint(jax.random.key_data(keys), args,
-                          settings=(num_warmup, num_samples, segment, dense_mass, target_accept_prob,
-                                    max_tree_depth, vectorize))
+                          settings=("segment files", num_warmup, num_samples, segment, dense_mass,
+                                    target_accept_prob, max_tree_depth, vectorize))
         if path.exists():
             with np.load(path) as z:
                 if str(z["fingerprint"]) != fp:
@@ -232,24 +264,28 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
     seg(min(segment, total))
     t1 = time.perf_counter()
     runs = [-1] if vectorize else list(range(len(keys)))
-    finished, cur, done, state, parts = [], runs[0], 0, state0, []
+    ax = 1 if vectorize else 0
+    finished, final_states, cur, done, state, parts = [], [], runs[0], 0, state0, []
     resumed = None
     if path is not None and path.exists():
+        def like(n):  # shapes of n iterations' traces
+            return jax.eval_shape(v(lambda s, a: _steps(sample_kernel, s, a, n)[1], in_axes=(0, None)),
+                                  state0, args)
+
+        def cat(ps):
+            return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=ax), *ps)
+
         with np.load(path) as z:
             cur, done, n_fin = (int(x) for x in z["current"])
-            like_out = jax.eval_shape(v(lambda s, a: _output(*_steps(sample_kernel, s, a, total), num_warmup),
-                                        in_axes=(0, None)), state0, args)
-            like_tr = jax.eval_shape(v(lambda s, a: _steps(sample_kernel, s, a, max(done, 1))[1],
-                                       in_axes=(0, None)), state0, args)
-            for i in range(n_fin):
-                keys_i = sorted((k for k in z.files if k.startswith(f"finished{i}_")),
-                                key=lambda k: int(k.split("_")[1]))
-                finished.append(_np_to_tree(like_out, [z[k] for k in keys_i]))
             nst = len(jax.tree_util.tree_leaves(state0))
+            for i in range(n_fin):
+                st = _np_to_tree(state0, [z[f"final{i}_{j}"] for j in range(nst)])
+                final_states.append(st)
+                finished.append(_output(st, cat(_load_segments(path, runs[i], total, segment, like)),
+                                        num_warmup, ax))
             state = _np_to_tree(state0, [z[f"state_{j}"] for j in range(nst)])
-            if 0 < done < total:
-                ntr = len(jax.tree_util.tree_leaves(like_tr))
-                parts = [_np_to_tree(like_tr, [z[f"trace_{j}"] for j in range(ntr)])]
+        if 0 < done < total:
+            parts = _load_segments(path, cur, done, segment, like)
         resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(finished)}
     outs = list(finished)
     start = runs.index(cur) + (1 if done >= total else 0)  # resumed after a finished chain: the next
@@ -262,19 +298,20 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
             n = min(segment, total - done)
             state, tr = seg(n)(state, args)
             parts.append(jax.block_until_ready(tr))
+            if path is not None:
+                # the chain's final state goes to the finished list, not the head's current state
+                fin = done + n >= total
+                _save_checkpoint(path, fp, final_states + ([state] if fin else []), c, done + n, state,
+                                 (done // segment, tr))
+                if fin:
+                    final_states.append(state)
             done += n
-            if path is not None and done < total:
-                _save_checkpoint(path, fp, outs, c, done, state, parts)
             if on_segment is not None:
                 on_segment(c, done, total, time.perf_counter() - t1)
             if t_end is not None and done > num_warmup and time.perf_counter() > t_end:
                 break  # out of time: keep the draws so far
-        ax = 1 if vectorize else 0
         traces = jax.tree_util.tree_map(lambda *xs, ax=ax: jnp.concatenate(xs, axis=ax), *parts)
-        out = _output(state, traces, num_warmup, ax)
-        outs.append(out)
-        if path is not None:  # the finished chain is safe before the next one starts
-            _save_checkpoint(path, fp, outs, c, total, state, [])
+        outs.append(_output(state, traces, num_warmup, ax))
     keep = min(int(o.num_steps.shape[-1]) for o in outs)
     timings = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1, "resumed_from": resumed,
                "num_samples": keep}

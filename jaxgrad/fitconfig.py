@@ -44,6 +44,7 @@ import tomllib
 from pathlib import Path
 
 from jaxgrad._log import progress_to
+from jaxgrad._nuts import remove_checkpoint
 
 SECTIONS = {
     "model": {"lines", "calibration", "dust_law", "psf_model", "use_logu", "oversample"},
@@ -181,6 +182,6 @@ def run_fit(config_path, progress: bool = True) -> dict:
         res = {"n_galaxies": len(gals), "hyper": pop.hyper,
                "files": ["population.nc", "summary.txt", "population.png"]}
     (out / "result.json").write_text(json.dumps(res, indent=1, default=float))
-    (out / "nuts_checkpoint.npz").unlink(missing_ok=True)
+    remove_checkpoint(out / "nuts_checkpoint.npz")
     res["out"] = str(out)
     return res

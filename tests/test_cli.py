@@ -146,3 +146,4 @@ def test_fit_command_population_prints_progress(tmp_path, capsys):
     assert "100/100 iterations (sampling)" in err
     assert (tmp_path / "out" / "population.nc").exists()
     assert not (tmp_path / "out" / "nuts_checkpoint.npz").exists()  # removed once the results are written
+    assert not list((tmp_path / "out").glob("nuts_checkpoint.*"))  # and its segment files

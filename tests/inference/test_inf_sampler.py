@@ -102,7 +102,7 @@ def test_segmented_nuts_gives_the_same_draws_and_reports_progress(caplog):
 def test_checkpointed_nuts_resumes_bit_for_bit(tmp_path, vectorize):
     """A run stopped after some segments (several times, mid-chain and between chains)
     and resumed from its checkpoint gives exactly the uninterrupted run's output."""
-    from jaxgrad._nuts import nuts_chains_segmented
+    from jaxgrad._nuts import _segment_file, nuts_chains_segmented, remove_checkpoint
 
     def gen(mu):
         return lambda u: 0.5 * jax.numpy.sum(((u - mu) / jax.numpy.array([1.0, 10.0, 0.1])) ** 2)
@@ -126,12 +126,25 @@ def test_checkpointed_nuts_resumes_bit_for_bit(tmp_path, vectorize):
 
         with pytest.raises(Stop):
             nuts_chains_segmented(keys, u0, args, on_segment=cb, checkpoint=path, **kw)
+    # one file per segment (written once) beside a small head file: 110 iterations in
+    # segments of 30 make 4 per chain; vmapped, the last stop came after 3
+    segs = sorted(p.name for p in tmp_path.glob("nuts.c*.s*.npz"))
+    assert len(segs) == (3 if vectorize else 4 * 2 + 1)  # sequential: chain 2 stopped after 1
     out, t = nuts_chains_segmented(keys, u0, args, checkpoint=path, **kw)
     assert t["resumed_from"]["iterations_done"] == stops[-1][1]
     for a, b in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(ref), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # finished: resuming again returns the same chains without sampling
+    again, t2 = nuts_chains_segmented(keys, u0, args, checkpoint=path, **kw)
+    assert t2["resumed_from"]["chains_finished"] == (1 if vectorize else 3)
+    np.testing.assert_array_equal(np.asarray(again.z), np.asarray(ref.z))
     with pytest.raises(ValueError, match="other data, seed or sampler settings"):
         nuts_chains_segmented(keys, u0, (args[0] + 1,), checkpoint=path, **kw)
+    _segment_file(path, 0 if not vectorize else -1, 1).unlink()
+    with pytest.raises(ValueError, match="segment file .* is missing"):
+        nuts_chains_segmented(keys, u0, args, checkpoint=path, **kw)
+    remove_checkpoint(path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_time_budget_keeps_the_draws_made_so_far():
