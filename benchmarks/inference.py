@@ -271,9 +271,10 @@ def bench_hierarchy(sizes, quick: bool, with_emcee: bool = True, time_left=None,
         gals, grads, z0 = _population_mocks(n, ny=ny)
         print(f"  hierarchy n={n}: {n} mocks made in {time.perf_counter() - t0:.1f} s", flush=True)
         t0 = time.perf_counter()
-        # with a time limit, sampling stops in time to keep its draws (the MAPs, compilation
-        # and the diagnostics of 10^4 galaxies take ~1-2 min of the rest)
-        budget = None if time_left is None else max(time_left() - 150.0, 30.0)
+        # with a time limit, sampling stops in time to keep its draws; the reserve covers
+        # the MAPs, compilation, diagnostics and InferenceData (10^4 galaxies on an H200:
+        # 21 + 10 + ~19 s)
+        budget = None if time_left is None else max(time_left() - 90.0, 30.0)
         res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=nw, num_samples=ns, seed=0,
                              num_chains=chains, vectorize_chains=vectorize_chains, segment=segment,
                              time_budget_s=budget)
