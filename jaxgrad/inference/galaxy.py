@@ -57,6 +57,7 @@ from jaxgrad.inference import priors as _pri
 from jaxgrad.inference.data import GalaxyData, Obs, logoh_range
 from jaxgrad.inference.likelihood import (
     add_scatter,
+    checkerboard,
     line_scatter,
     log_likelihood,
     pixel_sigma_ln,
@@ -125,10 +126,16 @@ class GalaxyModel:
         return galaxy_model(obs, spec=self.data.spec, kind=self.data.kind, priors=self.priors,
                             base=self.base)
 
-    def with_reference(self, params: GalaxyParams) -> GalaxyModel:
+    def with_reference(self, params: GalaxyParams, params_off: GalaxyParams | None = None) -> GalaxyModel:
         """A copy whose calibration-scatter variance uses the model of ``params`` as
-        reference flux (see :mod:`jaxgrad.inference.likelihood`)."""
-        ref = _predict_jit(params, self.data.spec, self.data.kind, self.data.obs().psf_image)
+        reference flux (see :mod:`jaxgrad.inference.likelihood`). Cross-fitted, with
+        ``params_off``: ``params`` fitted to the pixels where :func:`checkerboard` is 1,
+        ``params_off`` to the others, and each pixel takes the other half's model."""
+        img = self.data.obs().psf_image
+        ref = _predict_jit(params, self.data.spec, self.data.kind, img)
+        if params_off is not None:
+            chk = checkerboard(ref.shape[-2:])
+            ref = jnp.where(chk > 0, _predict_jit(params_off, self.data.spec, self.data.kind, img), ref)
         return replace(self, obs=add_scatter(self.data.obs(), self.sigma_ln, ref))
 
     def vg(self):
@@ -448,7 +455,15 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
         if not ok1:
             raise RuntimeError(f"galaxy {data.name!r}: every MAP start gave a non-finite potential")
         best1 = min(ok1, key=lambda m: m.value)
-        gm0 = gm0.with_reference(gm0.params_from(gm0.flat.constrain(jnp.asarray(best1.x), obs_raw)))
+        # cross-fitted reference (each checkerboard half's variance from a fit to the
+        # other half), so no pixel's variance depends on its own noise
+        chk = jnp.asarray(checkerboard(obs_raw.data.shape[-2:]), obs_raw.data.dtype)
+        halves = [find_map(lambda u, h=h: vg(u, obs_raw._replace(weight=obs_raw.weight * h)), best1.x)
+                  for h in (chk, 1.0 - chk)]
+        n_evals += sum(m.num_evals for m in halves)
+        on, off = (gm0.params_from(gm0.flat.constrain(jnp.asarray(h.x if np.isfinite(h.value) else best1.x),
+                                                      obs_raw)) for h in halves)
+        gm0 = gm0.with_reference(on, off)
         starts = np.concatenate([np.asarray(best1.x)[None], starts], axis=0)
     obs = gm0.obs
     maps = [find_map(lambda u: vg(u, obs), s0) for s0 in starts]

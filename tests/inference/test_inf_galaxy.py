@@ -170,3 +170,23 @@ def test_cube_fit_with_error_cube():
     assert abs(np.median(g) + 0.05) < 2.5 * np.std(g)
     assert res.diagnostics["divergences"] == 0
     assert "channel" in res.idata.observed_data["maps"].dims
+
+
+def test_cross_fitted_reference_takes_the_other_half(fast_fit):
+    """GalaxyModel.with_reference(on, off): the checkerboard-1 pixels (fitted by ``on``)
+    take ``off``'s model as scatter reference and the others ``on``'s — checked against
+    add_scatter with each reference model."""
+    from jaxgrad.inference.likelihood import add_scatter, checkerboard, predict
+
+    _, res = fast_fit
+    gm = res.model
+    on = gm.params_from(gm.flat.constrain(jnp.asarray(gm.flat.u_init), gm.obs))
+    off = on._replace(logoh0=on.logoh0 + 0.3, grad_z=on.grad_z - 0.05)
+    raw, spec, kind = gm.data.obs(), gm.data.spec, gm.data.kind
+    err = np.asarray(gm.with_reference(on, off).obs.err)
+    e_on = np.asarray(add_scatter(raw, gm.sigma_ln, predict(on, spec, kind, raw.psf_image)).err)
+    e_off = np.asarray(add_scatter(raw, gm.sigma_ln, predict(off, spec, kind, raw.psf_image)).err)
+    chk = checkerboard(err.shape[-2:]).astype(bool)
+    assert np.any(gm.sigma_ln > 0) and not np.allclose(e_on, e_off)
+    np.testing.assert_allclose(err[..., chk], e_off[..., chk], rtol=1e-6)
+    np.testing.assert_allclose(err[..., ~chk], e_on[..., ~chk], rtol=1e-6)

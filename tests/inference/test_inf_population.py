@@ -161,3 +161,28 @@ def test_population_potential_is_float32_safe(monkeypatch):
     w, var = np.asarray(obs0.weight, float), np.asarray(obs0.err, float) ** 2
     const = -0.5 * np.sum(w * (np.log(2 * np.pi * var) + 1.0))
     assert full - part == pytest.approx(const, rel=1e-5, abs=1e-2)
+
+
+def test_scatter_reference_is_cross_fitted():
+    """The calibration-scatter variance of a pixel must not depend on that pixel's own
+    noise (a reference fitted to all pixels biased Z0 by ~0.1 σ per galaxy:
+    benchmarks/score_bias.py). Moving one pixel's flux leaves its own error unchanged,
+    bit for bit, while the other checkerboard half (whose reference saw it) moves."""
+    from jaxgrad.inference.likelihood import checkerboard
+    from jaxgrad.inference.population import galaxy_maps, prepare_population
+
+    gals, _ = _mocks(3, seed=5)
+    _, pdata, cfg, _, _ = prepare_population(gals, fixed={"sersic_n": 1.0})
+    assert np.all(cfg.sigma_ln >= 0) and np.any(cfg.sigma_ln > 0)
+    base = galaxy_maps(pdata, cfg, jax.random.key(0)).obs.err
+    y, x = 6, 7  # odd x + y: a checkerboard-1 pixel near the centre
+    assert checkerboard((12, 12))[y, x] == 1.0
+    data = np.array(pdata.obs.data)
+    data[:, 3, y, x] += 5 * np.asarray(pdata.obs.err)[:, 3, y, x]
+    moved = galaxy_maps(pdata._replace(obs=pdata.obs._replace(data=jnp.asarray(data))), cfg,
+                        jax.random.key(0)).obs.err
+    np.testing.assert_array_equal(np.asarray(moved)[:, :, y, x], np.asarray(base)[:, :, y, x])
+    same_half = np.asarray(checkerboard((12, 12)), bool)
+    diff = np.abs(np.asarray(moved) - np.asarray(base))
+    assert diff[..., ~same_half].max() > 0  # the other half's reference saw the change
+    np.testing.assert_array_equal(diff[..., same_half], 0.0)  # this half's did not
