@@ -265,15 +265,16 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
     t1 = time.perf_counter()
     runs = [-1] if vectorize else list(range(len(keys)))
     ax = 1 if vectorize else 0
-    finished, final_states, cur, done, state, parts = [], [], runs[0], 0, state0, []
+
+    def cat(ps):  # a chain's segment traces joined along the iterations
+        return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=ax), *ps)
+
+    outs, final_states, cur, done, state, parts = [], [], runs[0], 0, state0, []
     resumed = None
     if path is not None and path.exists():
         def like(n):  # shapes of n iterations' traces
             return jax.eval_shape(v(lambda s, a: _steps(sample_kernel, s, a, n)[1], in_axes=(0, None)),
                                   state0, args)
-
-        def cat(ps):
-            return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=ax), *ps)
 
         with np.load(path) as z:
             cur, done, n_fin = (int(x) for x in z["current"])
@@ -281,13 +282,12 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
             for i in range(n_fin):
                 st = _np_to_tree(state0, [z[f"final{i}_{j}"] for j in range(nst)])
                 final_states.append(st)
-                finished.append(_output(st, cat(_load_segments(path, runs[i], total, segment, like)),
+                outs.append(_output(st, cat(_load_segments(path, runs[i], total, segment, like)),
                                         num_warmup, ax))
             state = _np_to_tree(state0, [z[f"state_{j}"] for j in range(nst)])
         if 0 < done < total:
             parts = _load_segments(path, cur, done, segment, like)
-        resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(finished)}
-    outs = list(finished)
+        resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(outs)}
     start = runs.index(cur) + (1 if done >= total else 0)  # resumed after a finished chain: the next
     for i, c in enumerate(runs[start:]):
         if c != cur or done >= total:  # a fresh chain (the first one starts from state0)
@@ -310,8 +310,7 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
                 on_segment(c, done, total, time.perf_counter() - t1)
             if t_end is not None and done > num_warmup and time.perf_counter() > t_end:
                 break  # out of time: keep the draws so far
-        traces = jax.tree_util.tree_map(lambda *xs, ax=ax: jnp.concatenate(xs, axis=ax), *parts)
-        outs.append(_output(state, traces, num_warmup, ax))
+        outs.append(_output(state, cat(parts), num_warmup, ax))
     keep = min(int(o.num_steps.shape[-1]) for o in outs)
     timings = {"compile_s": t1 - t0, "run_s": time.perf_counter() - t1, "resumed_from": resumed,
                "num_samples": keep}
