@@ -57,7 +57,8 @@ from jaxgrad.inference import priors as _pri
 from jaxgrad.inference.data import GalaxyData, Obs, logoh_range
 from jaxgrad.inference.likelihood import (
     add_scatter,
-    checkerboard,
+    checkerboard_halves,
+    cross_reference,
     line_scatter,
     log_likelihood,
     pixel_sigma_ln,
@@ -134,8 +135,7 @@ class GalaxyModel:
         img = self.data.obs().psf_image
         ref = _predict_jit(params, self.data.spec, self.data.kind, img)
         if params_off is not None:
-            chk = checkerboard(ref.shape[-2:])
-            ref = jnp.where(chk > 0, _predict_jit(params_off, self.data.spec, self.data.kind, img), ref)
+            ref = cross_reference(ref, _predict_jit(params_off, self.data.spec, self.data.kind, img))
         return replace(self, obs=add_scatter(self.data.obs(), self.sigma_ln, ref))
 
     def vg(self):
@@ -457,9 +457,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
         best1 = min(ok1, key=lambda m: m.value)
         # cross-fitted reference (each checkerboard half's variance from a fit to the
         # other half), so no pixel's variance depends on its own noise
-        chk = jnp.asarray(checkerboard(obs_raw.data.shape[-2:]), obs_raw.data.dtype)
-        halves = [find_map(lambda u, h=h: vg(u, obs_raw._replace(weight=obs_raw.weight * h)), best1.x)
-                  for h in (chk, 1.0 - chk)]
+        halves = [find_map(lambda u, h=h: vg(u, h), best1.x) for h in checkerboard_halves(obs_raw)]
         n_evals += sum(m.num_evals for m in halves)
         on, off = (gm0.params_from(gm0.flat.constrain(jnp.asarray(h.x if np.isfinite(h.value) else best1.x),
                                                       obs_raw)) for h in halves)

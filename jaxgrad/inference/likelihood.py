@@ -62,7 +62,7 @@ from jaxgrad import lines as _lines
 from jaxgrad.forward import GalaxyParams, ModelSpec, cube_kernel, line_maps_kernel
 from jaxgrad.inference.data import Obs, channel_lines
 
-__all__ = ["DEFAULT_SCATTER_DEX", "add_scatter", "checkerboard", "line_scatter", "log_likelihood", "pixel_sigma_ln", "predict"]
+__all__ = ["DEFAULT_SCATTER_DEX", "add_scatter", "checkerboard", "checkerboard_halves", "cross_reference", "line_scatter", "log_likelihood", "pixel_sigma_ln", "predict"]
 
 DEFAULT_SCATTER_DEX = 0.1
 LN10 = math.log(10.0)
@@ -134,6 +134,20 @@ def checkerboard(shape) -> np.ndarray:
     cross-fitted reference model (each half's variance from a fit to the other)."""
     ny, nx = shape
     return ((np.arange(ny)[:, None] + np.arange(nx)[None, :]) % 2).astype(float)
+
+
+def checkerboard_halves(obs: Obs) -> tuple[Obs, Obs]:
+    """``obs`` using only its :func:`checkerboard`-1 pixels ("on"), and only the others
+    ("off"): what the two first-pass fits of a cross-fitted reference see."""
+    chk = jnp.asarray(checkerboard(obs.data.shape[-2:]), obs.weight.dtype)
+    return obs._replace(weight=obs.weight * chk), obs._replace(weight=obs.weight * (1.0 - chk))
+
+
+def cross_reference(ref_on, ref_off):
+    """Each pixel's reference flux from the fit to the *other* half (see
+    :func:`checkerboard_halves`): ``ref_off`` on the checkerboard-1 pixels, ``ref_on``
+    elsewhere; ``[..., ny, nx]``."""
+    return jnp.where(checkerboard(jnp.shape(ref_on)[-2:]) > 0, ref_off, ref_on)
 
 
 def add_scatter(obs: Obs, sigma_ln, ref=None) -> Obs:

@@ -86,7 +86,8 @@ from jaxgrad.inference.data import (
 )
 from jaxgrad.inference.likelihood import (
     add_scatter,
-    checkerboard,
+    checkerboard_halves,
+    cross_reference,
     line_scatter,
     log_likelihood,
     pixel_sigma_ln,
@@ -424,12 +425,10 @@ def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps
         # variance from a model fitted to the other half, so no pixel's variance depends
         # on its own noise (one fit to all pixels biased the score at the truth by ~0.1 σ
         # per galaxy, 0.004 dex in Z0 at 10^4 galaxies; benchmarks/score_bias.py)
-        chk = jnp.asarray(checkerboard(obs.data.shape[-2:]), dtype)
-        halves = [find_map(lambda V, h=h: vg_rows(V, obs._replace(weight=obs.weight * h), none), V0,
-                           newton_steps=1) for h in (chk, 1.0 - chk)]
+        halves = [find_map(lambda V, h=h: vg_rows(V, h, none), V0, newton_steps=1)
+                  for h in checkerboard_halves(obs)]
         xs = [np.where(np.isfinite(np.asarray(h.value))[:, None], h.x, V0) for h in halves]
-        ref_on, ref_off = (_reference_models(cfg, pdata, x) for x in xs)
-        ref = jnp.where(chk > 0, ref_off, ref_on)
+        ref = cross_reference(*(_reference_models(cfg, pdata, x) for x in xs))
         obs = jax.vmap(lambda o, r: add_scatter(o, cfg.sigma_ln, r))(obs, ref)
         V0 = (0.5 * (xs[0] + xs[1])).astype(dtype)
     a = find_map(lambda V: vg_rows(V, obs, none), V0)
@@ -458,15 +457,11 @@ def _reference_models(cfg: PopulationConfig, pdata: PopulationData, V):
     """Model planes ``[n, K, ny, nx]`` at per-galaxy values V (columns as galaxy_maps)."""
 
     @jax.jit
-    def models(V, base, r_piv, obs):
-        eta = V[:, 2:]
-        vals = {}
-        for j, name in enumerate(cfg.nuisance):
-            vals[name] = biject_to(cfg.nuis_priors[name].support)(eta[:, j]).astype(V.dtype)
-        params = base._replace(grad_z=V[:, 0], logoh0=V[:, 1] - V[:, 0] * r_piv, **vals)
-        return jax.vmap(lambda p, img: predict(p, cfg.spec, cfg.kind, img))(params, obs.psf_image)
+    def models(V, data):
+        params = _row_params(cfg, data, V)[0]
+        return jax.vmap(lambda p, img: predict(p, cfg.spec, cfg.kind, img))(params, data.obs.psf_image)
 
-    return models(jnp.asarray(V), pdata.base, pdata.r_pivot, pdata.obs)
+    return models(jnp.asarray(V), pdata)
 
 
 def _decorrelating_pivot(V, cov, r_old):
