@@ -182,6 +182,18 @@ def bench_galaxy(quick: bool, full: bool = False) -> dict:
 
 
 # ----------------------------------------------------------------------------- (c)
+def _population_snr(n: int) -> np.ndarray:
+    """S/N of the hierarchy's mocks: every third galaxy at 5, the others at 30."""
+    return np.where(np.arange(n) % 3 == 1, 5.0, 30.0)
+
+
+def _population_params(grads, z0):
+    """The hierarchy mocks' true GalaxyParams ``[n]`` for their gradients and Z0."""
+    import jaxgrad as jg
+
+    return jg.make_params(logoh0=z0, grad_z=grads, psf_fwhm=0.3, r_e=1.5, z=2.0)
+
+
 def _population_mocks(n: int, seed: int = 0, ny: int = 16):
     import jax
 
@@ -197,8 +209,8 @@ def _population_mocks(n: int, seed: int = 0, ny: int = 16):
     rng = np.random.default_rng(seed)
     grads = rng.normal(-0.05, 0.05, n)  # population: N(-0.05, 0.05²) dex/kpc
     z0 = rng.normal(8.1, 0.05, n)  # and Z0 ~ N(8.1, 0.05²)
-    snr = np.where(np.arange(n) % 3 == 1, 5.0, 30.0)
-    params = jg.make_params(logoh0=z0, grad_z=grads, psf_fwhm=0.3, r_e=1.5, z=2.0)
+    snr = _population_snr(n)
+    params = _population_params(grads, z0)
     sig = jax.vmap(lambda p, s: noise_level(p, spec, s))(params, np.asarray(snr, np.float32))
     keys = jax.random.split(jax.random.key(seed), n)
     planes = np.asarray(jax.vmap(lambda k, p, s: simulate_planes(k, p, spec, s, "maps", s_ln, "gaussian"))(

@@ -38,21 +38,23 @@ import _harness as H  # noqa: E402
 def measure(n: int) -> dict:
     import jax
     import jax.numpy as jnp
-    from inference import _population_mocks  # the hierarchy benchmark's mocks
+    from inference import (  # the hierarchy's mocks
+        _population_mocks,
+        _population_params,
+        _population_snr,
+    )
 
-    import jaxgrad as jg
     from jaxgrad.inference.likelihood import add_scatter, predict
     from jaxgrad.inference.population import _loglik, galaxy_maps, prepare_population
 
     gals, grads, z0 = _population_mocks(n)
     _, pdata, cfg, _, _ = prepare_population(gals, fixed={"sersic_n": 1.0})
     gm = galaxy_maps(pdata, cfg, jax.random.key(0))  # folds the scatter in as fit_population does
-    truth = jg.make_params(logoh0=z0, grad_z=grads, psf_fwhm=0.3, r_e=1.5, z=2.0)  # as the mocks
-    truth = jax.tree_util.tree_map(lambda a: jnp.asarray(a, pdata.obs.data.dtype), truth)
+    truth = jax.tree_util.tree_map(lambda a: jnp.asarray(a, pdata.obs.data.dtype), _population_params(grads, z0))
     true_model = jax.vmap(lambda p: predict(p, cfg.spec, cfg.kind))(truth)
     variants = {"used (first-pass reference model)": gm.obs,
                 "oracle (true model)": jax.vmap(lambda o, r: add_scatter(o, cfg.sigma_ln, r))(pdata.obs, true_model)}
-    snr = np.where(np.arange(n) % 3 == 1, 5.0, 30.0)  # as _population_mocks
+    snr = _population_snr(n)
     rows = []
     for name, obs in variants.items():
         g = jax.grad(lambda p, o=obs: jnp.sum(_loglik(cfg, p, o)))(truth)
