@@ -34,10 +34,10 @@ CONFIGS = ("galaxy_basic", "galaxy_full", "population_20_64")
 
 def run_one(name: str) -> dict:
     """Fit one configuration in this process and return its stage times (s)."""
+    import inference as B  # the benchmark's mocks
     import jax
     import numpy as np
 
-    import inference as B  # the benchmark's mocks
     import jaxgrad as jg
     from jaxgrad.inference import fit_galaxy, fit_population, simulate_galaxy
 
