@@ -280,5 +280,14 @@ def main(argv=None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
+def console() -> None:
+    """The ``jaxgrad`` executable: :func:`main` with JAX's persistent compilation cache on
+    (see :mod:`jaxgrad._compile_cache`; ``JAXGRAD_CACHE_DIR=off`` turns it off)."""
+    from jaxgrad import _compile_cache
+
+    _compile_cache.enable()
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console()
