@@ -91,6 +91,11 @@ def main(argv=None):
     payload = json.loads(path.read_text()) if path.exists() else {}
     payload.update({"benchmark": "fit_stages", "machine": H.machine(), "versions": H.versions("jax", "numpyro"),
                     "runs": runs})
+    before = {r["config"]: r for r in payload.get("before_58645ad", {}).get("runs", [])}
+    payload["vs_before_58645ad"] = {  # an earlier session's run on this machine, not the same run
+        r["config"]: {"total": before[r["config"]]["total_s"] / r["total_s"],
+                      "map": before[r["config"]]["map_s"] / r["map_s"]}
+        for r in runs if r["config"] in before}
     H.write("fit_stages.json", payload)
 
 
