@@ -35,26 +35,13 @@ CONFIGS = ("galaxy_basic", "galaxy_full", "population_20_64")
 def run_one(name: str) -> dict:
     """Fit one configuration in this process and return its stage times (s)."""
     import inference as B  # the benchmark's mocks
-    import jax
     import numpy as np
 
-    import jaxgrad as jg
-    from jaxgrad.inference import fit_galaxy, fit_population, simulate_galaxy
+    from jaxgrad.inference import fit_galaxy, fit_population
 
     warnings.simplefilter("ignore")
     if name.startswith("galaxy"):
-        import numpyro.distributions as dist
-
-        full = name == "galaxy_full"
-        spec = jg.ModelSpec(lines=B.LINES, ny=64, nx=64, pixel_scale=0.05)
-        geo = {"inc": 45.0, "pa": 30.0, "x0": 0.02, "y0": -0.03} if full else {}
-        p = jg.make_params(logoh0=7.9, grad_z=-0.1, r_e=2.0, psf_fwhm=0.2, z=5.0, **geo)
-        data = simulate_galaxy(jax.random.key(0), p, spec, snr=30.0, name="bench64")
-        priors = None
-        if full:
-            priors = {"inc": dist.TruncatedNormal(45.0, 8.0, low=5.0, high=85.0), "pa": dist.Normal(30.0, 8.0),
-                      "x0": dist.Normal(0.0, 0.1), "y0": dist.Normal(0.0, 0.1), "logu": dist.Uniform(-3.5, -1.5),
-                      "psf_fwhm": dist.TruncatedNormal(0.2, 0.02, low=0.1, high=0.3)}
+        data, priors = B.galaxy_problem(full=name == "galaxy_full")
         t0 = time.perf_counter()
         res = fit_galaxy(data, priors=priors, num_warmup=300, num_samples=300, seed=0)
         total = time.perf_counter() - t0

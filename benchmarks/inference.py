@@ -136,15 +136,14 @@ def bench_binned(quick: bool) -> dict:
 
 
 # ----------------------------------------------------------------------------- (b)
-def _galaxy_fit(quick: bool, full: bool, draws: tuple[int, int] | None = None):
-    """The (b) galaxy, its NUTS fit and emcee's start (MAP and Laplace covariance)."""
+def galaxy_problem(full: bool):
+    """The (b) galaxy's mock data and priors (``full``: geometry, log U and PSF width
+    sampled too, with imaging priors)."""
     import jax
     import numpyro.distributions as dist
-    from numpyro.distributions.transforms import biject_to
 
     import jaxgrad as jg
-    from jaxgrad.inference import fit_galaxy, simulate_galaxy
-    from jaxgrad.inference.optim import fd_hessian, psd_inverse
+    from jaxgrad.inference import simulate_galaxy
 
     spec = jg.ModelSpec(lines=LINES, ny=64, nx=64, pixel_scale=0.05)
     geo = {"inc": 45.0, "pa": 30.0, "x0": 0.02, "y0": -0.03} if full else {}
@@ -156,6 +155,17 @@ def _galaxy_fit(quick: bool, full: bool, draws: tuple[int, int] | None = None):
                   "pa": dist.Normal(30.0, 8.0), "x0": dist.Normal(0.0, 0.1), "y0": dist.Normal(0.0, 0.1),
                   "logu": dist.Uniform(-3.5, -1.5),
                   "psf_fwhm": dist.TruncatedNormal(0.2, 0.02, low=0.1, high=0.3)}
+    return data, priors
+
+
+def _galaxy_fit(quick: bool, full: bool, draws: tuple[int, int] | None = None):
+    """The (b) galaxy, its NUTS fit and emcee's start (MAP and Laplace covariance)."""
+    from numpyro.distributions.transforms import biject_to
+
+    from jaxgrad.inference import fit_galaxy
+    from jaxgrad.inference.optim import fd_hessian, psd_inverse
+
+    data, priors = galaxy_problem(full)
     nw, ns = draws or ((300, 500) if quick else (500, 1000))
     res = fit_galaxy(data, priors=priors, num_warmup=nw, num_samples=ns, seed=0)
     gm = res.model
