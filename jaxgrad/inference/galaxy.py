@@ -132,11 +132,11 @@ class GalaxyModel:
         reference flux (see :mod:`jaxgrad.inference.likelihood`). Cross-fitted, with
         ``params_off``: ``params`` fitted to the pixels where :func:`checkerboard` is 1,
         ``params_off`` to the others, and each pixel takes the other half's model."""
-        img = self.data.obs().psf_image
-        ref = _predict_jit(params, self.data.spec, self.data.kind, img)
+        raw = self.data.obs()
+        ref = _predict_jit(params, self.data.spec, self.data.kind, raw.psf_image)
         if params_off is not None:
-            ref = cross_reference(ref, _predict_jit(params_off, self.data.spec, self.data.kind, img))
-        return replace(self, obs=add_scatter(self.data.obs(), self.sigma_ln, ref))
+            ref = cross_reference(ref, _predict_jit(params_off, self.data.spec, self.data.kind, raw.psf_image))
+        return replace(self, obs=add_scatter(raw, self.sigma_ln, ref))
 
     def vg(self):
         """Compiled ``(u, obs) -> (U, ∇U)`` of the flat potential (obs dynamic)."""
