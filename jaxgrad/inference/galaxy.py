@@ -181,12 +181,7 @@ def build_galaxy_model(data: GalaxyData, priors=None, fixed=None, cal_scatter="c
     else:
         branch = None
     base = make_params(**{**data.known, **fixed})
-    med = {}
-    for k, d in pri.items():
-        try:
-            med[k] = float(np.asarray(d.icdf(0.5)))
-        except (NotImplementedError, AttributeError):
-            med[k] = float(np.asarray(d.mean))
+    med = _pri.medians(pri)
     check = base._replace(**{k: jnp.asarray(v, base.r_e.dtype) for k, v in med.items()})
     validate_params(check, spec.replace(range_check="off"))
     if "logoh0" not in pri:

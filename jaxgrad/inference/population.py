@@ -398,15 +398,21 @@ def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps
     pot = _per_galaxy_potential(cfg)
     n = cfg.n_gal
     dtype = pdata.obs.data.dtype
+
+    @jax.jit  # one compilation (eagerly, each prior's icdf compiles op by op)
+    def nuisance_medians(key):
+        out = []
+        for name in cfg.nuisance:
+            d = cfg.nuis_priors[name]
+            try:
+                med = d.icdf(0.5 * jnp.ones(n))
+            except (NotImplementedError, AttributeError):
+                med = jnp.median(d.sample(key, (31,)), axis=0) * jnp.ones(n)
+            out.append(biject_to(d.support).inv(med) * jnp.ones(n))
+        return out
+
     cols = [np.zeros(n), np.full(n, 0.5 * sum(cfg.z_range))]
-    for name in cfg.nuisance:
-        d = cfg.nuis_priors[name]
-        t = biject_to(d.support)
-        try:
-            med = d.icdf(0.5 * jnp.ones(n))
-        except (NotImplementedError, AttributeError):
-            med = jnp.median(d.sample(key, (31,)), axis=0) * jnp.ones(n)
-        cols.append(np.asarray(t.inv(med), float) * np.ones(n))
+    cols += [np.asarray(c, float) for c in nuisance_medians(key)]
     V0 = np.stack(cols, axis=1).astype(dtype)
 
     def rows(V, obs, pool):

@@ -112,6 +112,23 @@ class SoftUniform(dist.Distribution):
         return self.mean
 
 
+def medians(priors: dict) -> dict[str, float]:
+    """Median of each scalar prior (its mean where the icdf is not implemented), computed
+    in one compiled call: eagerly, NumPyro's icdf of e.g. a TruncatedNormal runs op by op,
+    ~40 small compilations (1.4 s) in a fresh process."""
+
+    def f():
+        out = {}
+        for k, d in priors.items():
+            try:
+                out[k] = d.icdf(0.5)
+            except (NotImplementedError, AttributeError):
+                out[k] = d.mean
+        return out
+
+    return {k: float(np.asarray(v)) for k, v in jax.jit(f)().items()}
+
+
 def box_bounds(d) -> tuple[float, float]:
     """The flat part of a :class:`SoftUniform`, else :func:`support_bounds`."""
     if isinstance(d, SoftUniform):
@@ -222,10 +239,7 @@ def check_logoh_prior(prior, spec: ModelSpec, tol: float = 1e-6):
         if a < lo - tol or b > hi + tol:
             raise ValueError(f"logoh0 prior support [{a}, {b}] extends outside {where}")
         return prior
-    try:
-        med = float(np.asarray(prior.icdf(0.5)))
-    except (NotImplementedError, AttributeError):
-        med = float(np.asarray(prior.mean))
+    med = medians({"logoh0": prior})["logoh0"]
     if not (lo <= med <= hi):
         raise ValueError(f"logoh0 prior (median {med:.3f}) lies outside {where}")
     if isinstance(prior, (dist.Normal, dist.Cauchy, dist.Laplace, dist.Logistic, dist.StudentT)):

@@ -8,8 +8,9 @@ differentiable in z. For another cosmology at the API edge, use
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -24,6 +25,9 @@ def _gauss_legendre(n: int = 64):
     return x, w
 
 
+# jitted (inlined when traced inside another function): an eager call would compile each
+# of its operations separately, ~15 small compilations in a fresh process
+@partial(jax.jit, static_argnames=("h0", "om0"))
 def angular_diameter_distance_mpc(z, h0: float = 70.0, om0: float = 0.3):
     """Angular-diameter distance in Mpc for flat ΛCDM (no radiation)."""
     z = jnp.asarray(z, jnp.result_type(z, float))
@@ -34,6 +38,7 @@ def angular_diameter_distance_mpc(z, h0: float = 70.0, om0: float = 0.3):
     return dc / (1.0 + z)
 
 
+@partial(jax.jit, static_argnames=("h0", "om0"))
 def kpc_per_arcsec(z, h0: float = 70.0, om0: float = 0.3):
     """Proper kpc per arcsec at redshift z (flat ΛCDM), traceable."""
     return angular_diameter_distance_mpc(z, h0, om0) * 1e3 / ARCSEC_PER_RAD
