@@ -40,6 +40,19 @@ def batch_sharding(devices=None):
     return NamedSharding(Mesh(devs, ("batch",)), PartitionSpec("batch"))
 
 
+def _cpu_sub_batch() -> int | None:
+    """Mocks per generate+measure call on one CPU device (None elsewhere).
+
+    A 100-mock chunk generated at once is 100 cubes of 0.8 MB (plus their noise) that
+    leave the cache before the measurement reads them; in sub-batches of the pipeline's
+    CPU chunk (10) the whole chunk ran 1.27x faster on a 2-core CPU (10.2 -> 8.0 ms per
+    mock, interleaved repeats). Accelerators take the whole chunk at once.
+    """
+    from jaxgrad.mocks.measure import CPU_CHUNK
+
+    return CPU_CHUNK if jax.default_backend() == "cpu" else None
+
+
 def truth_columns(batch: MockBatch) -> dict[str, np.ndarray]:
     """Per-mock truth columns stored with every chunk."""
     p = batch.params
@@ -158,7 +171,10 @@ def run_suite(
     measure = measure or default_measure
     n_dev = jax.local_device_count()
     sharding = batch_sharding() if (shard and n_dev > 1) else None
-    padded = int(np.ceil(chunk_size / n_dev) * n_dev) if sharding is not None else chunk_size
+    sub = _cpu_sub_batch() if sharding is None else None
+    sub = min(sub, chunk_size) if sub else None
+    step = n_dev if sharding is not None else (sub or 1)
+    padded = int(np.ceil(chunk_size / step) * step)
     n_chunks = int(np.ceil(n / chunk_size))
     pi = jax.process_index() if process_index is None else int(process_index)
     pc = jax.process_count() if process_count is None else int(process_count)
@@ -180,9 +196,13 @@ def run_suite(
             break
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n)
         idx = np.arange(lo, lo + padded)  # padded: one compiled shape for every chunk
-        batch = generate(suite, seed, idx, sharding=sharding)
-        cols = truth_columns(batch)
-        cols.update({k: np.asarray(v) for k, v in measure(batch, suite).items()})
+        parts = []
+        for i in range(0, padded, sub or padded):
+            batch = generate(suite, seed, idx[i:i + (sub or padded)], sharding=sharding)
+            cols = truth_columns(batch)
+            cols.update({k: np.asarray(v) for k, v in measure(batch, suite).items()})
+            parts.append(cols)
+        cols = {k: np.concatenate([c[k] for c in parts]) for k in parts[0]}
         keep = hi - lo
         cols = {k: v[:keep] for k, v in cols.items()}
         _write_chunk(out / "chunks" / f"chunk_{c:06d}.h5", cols,

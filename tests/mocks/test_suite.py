@@ -70,6 +70,28 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
         mocks.run_suite(SMALL, 10, part, seed=2, chunk_size=4, measure=_sum_measure, progress=False)
 
 
+def test_suite_chunks_in_cpu_sub_batches_equal_one_call(tmp_path, monkeypatch):
+    """On a CPU a chunk is generated and measured in sub-batches (cache-sized); the stored
+    rows are the mocks of their indices, as one call on the whole chunk gives them."""
+    from jaxgrad.mocks import suite as suite_mod
+
+    monkeypatch.setattr(suite_mod, "_cpu_sub_batch", lambda: 4)
+    calls = []
+
+    def measure(batch, suite):
+        calls.append(len(batch.index))
+        return _sum_measure(batch, suite)
+
+    mocks.run_suite(SMALL, 11, tmp_path, seed=2, chunk_size=11, measure=measure, progress=False)
+    assert calls == [4, 4, 4]  # 11 padded to 12, in three calls
+    got = mocks.load_results(tmp_path)
+    whole = mocks.generate(SMALL, 2, np.arange(11))
+    ref = {**mocks.truth_columns(whole), **_sum_measure(whole, SMALL)}
+    assert list(got["index"]) == list(range(11))
+    for k, v in ref.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-6, err_msg=k)
+
+
 def test_spec_toml_round_trip_and_bad_keys(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text(SMALL.to_toml())
