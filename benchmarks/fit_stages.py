@@ -37,12 +37,20 @@ def run_one(name: str) -> dict:
     import inference as B  # the benchmark's mocks
     import numpy as np
 
+    import jax
+
     from jaxgrad.inference import fit_galaxy, fit_population
 
     warnings.simplefilter("ignore")
+    # every XLA compilation of the fit (count and seconds): a number the machine's load
+    # does not move much, unlike the stage times
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None)
     if name.startswith("galaxy"):
         data, priors = B.galaxy_problem(full=name == "galaxy_full")
         t0 = time.perf_counter()
+        compiles.clear()
         res = fit_galaxy(data, priors=priors, num_warmup=300, num_samples=300, seed=0)
         total = time.perf_counter() - t0
         d = res.diagnostics
@@ -51,13 +59,15 @@ def run_one(name: str) -> dict:
     else:
         gals, _, _ = B._population_mocks(20, ny=64)
         t0 = time.perf_counter()
+        compiles.clear()
         res = fit_population(gals, fixed={"sersic_n": 1.0}, num_warmup=100, num_samples=100, seed=0)
         total = time.perf_counter() - t0
         d = res.diagnostics
         extra = {"mean_grad": res.hyper["mean_grad"]["median"], "mean_steps_per_draw": d["mean_steps_per_draw"]}
     rest = total - d["map_s"] - d["compile_s"] - d["run_s"]
     return {"config": name, "total_s": total, "map_s": d["map_s"], "nuts_compile_s": d["compile_s"],
-            "nuts_run_s": d["run_s"], "rest_s": rest, **extra}
+            "nuts_run_s": d["run_s"], "rest_s": rest, "n_compilations": len(compiles),
+            "compile_total_s": float(sum(compiles)), **extra}
 
 
 def main(argv=None):
@@ -72,8 +82,10 @@ def main(argv=None):
     for name in args.configs:
         out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True, check=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    cols = ["config", "total_s", "map_s", "nuts_compile_s", "nuts_run_s", "rest_s"]
-    print(H.table([{c: (f"{r[c]:.1f}" if c != "config" else r[c]) for c in cols} for r in runs], cols))
+    cols = ["config", "total_s", "map_s", "nuts_compile_s", "nuts_run_s", "rest_s", "n_compilations",
+            "compile_total_s"]
+    print(H.table([{c: (r[c] if c in ("config", "n_compilations") else f"{r[c]:.1f}") for c in cols}
+                   for r in runs], cols))
     path = Path(__file__).parent / "results" / "fit_stages.json"
     payload = json.loads(path.read_text()) if path.exists() else {}
     payload.update({"benchmark": "fit_stages", "machine": H.machine(), "versions": H.versions("jax", "numpyro"),
