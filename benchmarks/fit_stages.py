@@ -35,9 +35,8 @@ CONFIGS = ("galaxy_basic", "galaxy_full", "population_20_64")
 def run_one(name: str) -> dict:
     """Fit one configuration in this process and return its stage times (s)."""
     import inference as B  # the benchmark's mocks
-    import numpy as np
-
     import jax
+    import numpy as np
 
     from jaxgrad.inference import fit_galaxy, fit_population
 
