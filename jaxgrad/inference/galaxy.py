@@ -181,7 +181,7 @@ def build_galaxy_model(data: GalaxyData, priors=None, fixed=None, cal_scatter="c
     else:
         branch = None
     base = make_params(**{**data.known, **fixed})
-    med = _pri.medians(pri)
+    med = {k: float(v) for k, v in _pri.medians(pri).items()}
     check = base._replace(**{k: jnp.asarray(v, base.r_e.dtype) for k, v in med.items()})
     validate_params(check, spec.replace(range_check="off"))
     if "logoh0" not in pri:
