@@ -61,6 +61,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -376,6 +377,21 @@ class GalaxyMaps(NamedTuple):
     obs: Obs
 
 
+@partial(jax.jit, static_argnums=2)
+def _nuisance_medians(priors: tuple, key, n: int) -> list:
+    """Unconstrained prior medians ``[n]`` of the nuisances (the median of 31 draws where
+    the icdf is not implemented), in one compiled program reused by every fit (eagerly,
+    each prior's icdf compiles op by op; the distributions are pytree arguments)."""
+    out = []
+    for d in priors:
+        try:
+            med = d.icdf(np.full(n, 0.5))
+        except (NotImplementedError, AttributeError):
+            med = jnp.median(d.sample(key, (31,)), axis=0) * jnp.ones(n)
+        out.append(biject_to(d.support).inv(med) * jnp.ones(n))
+    return out
+
+
 def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps:
     """MAPs of every galaxy at once, in stages (all batched over galaxies).
 
@@ -398,21 +414,9 @@ def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps
     pot = _per_galaxy_potential(cfg)
     n = cfg.n_gal
     dtype = pdata.obs.data.dtype
-
-    @jax.jit  # one compilation (eagerly, each prior's icdf compiles op by op)
-    def nuisance_medians(key):
-        out = []
-        for name in cfg.nuisance:
-            d = cfg.nuis_priors[name]
-            try:
-                med = d.icdf(0.5 * jnp.ones(n))
-            except (NotImplementedError, AttributeError):
-                med = jnp.median(d.sample(key, (31,)), axis=0) * jnp.ones(n)
-            out.append(biject_to(d.support).inv(med) * jnp.ones(n))
-        return out
-
     cols = [np.zeros(n), np.full(n, 0.5 * sum(cfg.z_range))]
-    cols += [np.asarray(c, float) for c in nuisance_medians(key)]
+    cols += [np.asarray(c, float) for c in
+             _nuisance_medians(tuple(cfg.nuis_priors[k] for k in cfg.nuisance), key, n)]
     V0 = np.stack(cols, axis=1).astype(dtype)
 
     def rows(V, obs, pool):
