@@ -379,17 +379,11 @@ class GalaxyMaps(NamedTuple):
 
 @partial(jax.jit, static_argnums=2)
 def _nuisance_medians(priors: tuple, key, n: int) -> list:
-    """Unconstrained prior medians ``[n]`` of the nuisances (the median of 31 draws where
-    the icdf is not implemented), in one compiled program reused by every fit (eagerly,
-    each prior's icdf compiles op by op; the distributions are pytree arguments)."""
-    out = []
-    for d in priors:
-        try:
-            med = d.icdf(np.full(n, 0.5))
-        except (NotImplementedError, AttributeError):
-            med = jnp.median(d.sample(key, (31,)), axis=0) * jnp.ones(n)
-        out.append(biject_to(d.support).inv(med) * jnp.ones(n))
-    return out
+    """Unconstrained prior medians ``[n]`` of the nuisances (:func:`priors.prior_medians`,
+    the median of 31 draws where the icdf is not implemented), in one compiled program
+    reused by every fit (the distributions are pytree arguments)."""
+    med = _pri.prior_medians(dict(enumerate(priors)), key)
+    return [biject_to(d.support).inv(med[i]) * jnp.ones(n) for i, d in enumerate(priors)]
 
 
 def galaxy_maps(pdata: PopulationData, cfg: PopulationConfig, key) -> GalaxyMaps:

@@ -172,9 +172,9 @@ def run_suite(
     n_dev = jax.local_device_count()
     sharding = batch_sharding() if (shard and n_dev > 1) else None
     sub = _cpu_sub_batch() if sharding is None else None
-    sub = min(sub, chunk_size) if sub else None
-    step = n_dev if sharding is not None else (sub or 1)
+    step = n_dev if sharding is not None else min(sub or chunk_size, chunk_size)
     padded = int(np.ceil(chunk_size / step) * step)
+    per_call = step if sub else padded  # mocks per generate+measure call
     n_chunks = int(np.ceil(n / chunk_size))
     pi = jax.process_index() if process_index is None else int(process_index)
     pc = jax.process_count() if process_count is None else int(process_count)
@@ -197,8 +197,8 @@ def run_suite(
         lo, hi = c * chunk_size, min((c + 1) * chunk_size, n)
         idx = np.arange(lo, lo + padded)  # padded: one compiled shape for every chunk
         parts = []
-        for i in range(0, padded, sub or padded):
-            batch = generate(suite, seed, idx[i:i + (sub or padded)], sharding=sharding)
+        for i in range(0, padded, per_call):
+            batch = generate(suite, seed, idx[i:i + per_call], sharding=sharding)
             cols = truth_columns(batch)
             cols.update({k: np.asarray(v) for k, v in measure(batch, suite).items()})
             parts.append(cols)

@@ -157,7 +157,7 @@ def test_pad_keeps_the_galaxy_in_place():
 def test_prior_medians_in_one_reusable_program():
     from scipy import stats
 
-    from jaxgrad.inference.priors import _medians, medians
+    from jaxgrad.inference.priors import medians, prior_medians
 
     pri = {"n": dist.TruncatedNormal(1.0, 1.0, low=0.5, high=4.0), "f": dist.LogNormal(0.3, 1.0),
            "z": SoftUniform(7.4, 8.9), "u": dist.Uniform(-3.5, -1.5)}
@@ -165,8 +165,8 @@ def test_prior_medians_in_one_reusable_program():
     tn = stats.truncnorm(-0.5, 3.0, loc=1.0, scale=1.0).median()  # bounds in units of scale
     np.testing.assert_allclose([m["n"], m["f"], m["z"], m["u"]], [tn, np.exp(0.3), 8.15, -2.5], rtol=1e-5)
     # priors of the same kinds with other values reuse the compiled program
-    n0 = _medians._cache_size()
+    n0 = prior_medians._cache_size()
     m2 = medians({"n": dist.TruncatedNormal(2.0, 0.5, low=0.5, high=4.0), "f": dist.LogNormal(1.0, 0.2),
                   "z": SoftUniform(7.0, 8.0), "u": dist.Uniform(0.0, 1.0)})
-    assert _medians._cache_size() == n0
+    assert prior_medians._cache_size() == n0
     np.testing.assert_allclose(float(m2["n"]), stats.truncnorm(-3.0, 4.0, loc=2.0, scale=0.5).median(), rtol=1e-5)
