@@ -71,6 +71,10 @@ class LineFitSpec:
         broad_sigma_kms: (lo, hi) range of the broad σ, km/s.
         n_dv, n_sigma, n_sigma_broad: coarse grid sizes; n_zoom: zoom rounds;
         n_newton: Gauss–Newton polishing steps.
+        component_windows: for each narrow component, the windows its profile can reach
+            (within 6σ at the widest σ allowed plus the redshift freedom; beyond that a
+            float32 erf is exactly ±1, so the profile is exactly zero there). Empty: every
+            component on every window.
     """
 
     lines: tuple[str, ...]
@@ -90,6 +94,7 @@ class LineFitSpec:
     n_sigma_broad: int = 5
     n_zoom: int = 2
     n_newton: int = 4
+    component_windows: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_free(self) -> int:
@@ -201,12 +206,19 @@ def make_linefit_spec(lines, channel_kms: float, *, broad=(), sigma_init_kms: fl
         occupancy = max(int(np.max(np.searchsorted(logc, logc + math.log(hi / lo) + 1e-12, side="right")
                                    - np.arange(logc.size))) for lo, hi in groups)
         window = min(window, occupancy + 2)
+    # windows each narrow component can reach: the design matrix keeps its zeros out of
+    # the erf evaluations (about 1/G of them for G windows far apart)
+    reach = math.exp((6.0 * (sigma_init_kms + dsigma_chan * channel_kms)
+                      + dv_max_chan * channel_kms) / C_KM_S)
+    comp_win = tuple(tuple(g for g, (lo, hi) in enumerate(groups) if lo / reach <= lam <= hi * reach)
+                     for _, lam, _ in comps)
     return LineFitSpec(lines=lines, free=tuple(free), derived=tuple(derived),
                        components=tuple(comps), broad=broad, broad_components=tuple(bcomps),
                        groups=tuple(groups), window=window,
                        sigma_init_kms=float(sigma_init_kms), dv_max_chan=float(dv_max_chan),
                        dsigma_chan=float(dsigma_chan),
-                       broad_sigma_kms=tuple(float(v) for v in broad_sigma_kms), **grid)
+                       broad_sigma_kms=tuple(float(v) for v in broad_sigma_kms),
+                       component_windows=comp_win, **grid)
 
 
 class LineFitResult(NamedTuple):
@@ -261,34 +273,48 @@ def _windows(spec: LineFitSpec, flux, err, edges, z, chan_ok):
     return [jnp.stack(x) for x in zip(*out, strict=True)]
 
 
-def _summed_profiles(comps, n_rows: int, edges_w, z, dv, sig_kms):
+def _summed_profiles(comps, n_rows: int, edges_w, z, dv, sig_kms, windows=()):
     """``[n_rows, G, W]``: row j = Σ over components (j, λ, w) of w × the unit Gaussian
     integrated over each channel (difference of its CDF at the channel edges).
+
+    ``windows`` (static; for each component, the windows it can reach, see
+    :attr:`LineFitSpec.component_windows`) skips the erf calls where a profile is exactly
+    zero; empty evaluates every component on every window.
 
     The weighted CDFs of a row's components are summed at each channel edge, then
     differenced. The optimization_barrier asks XLA to store the edge sums rather than fuse
     the difference (which evaluates each erf twice); the CPU backend of jax 0.10 drops
     it from the compiled program.
     """
-    lam = jnp.asarray([c[1] for c in comps], edges_w.dtype) / 1e4
+    G = edges_w.shape[0]
+    if not windows:
+        windows = (tuple(range(G)),) * len(comps)
+    pairs = [(k, g) for k, ws in enumerate(windows) for g in ws]
+    k_of = np.array([k for k, _ in pairs])
+    g_of = np.array([g for _, g in pairs])
+    lam = jnp.asarray([comps[k][1] for k in k_of], edges_w.dtype) / 1e4
     mu = lam * (1.0 + z) * (1.0 + dv / C_KM_S)
     s = mu * sig_kms / C_KM_S
-    t = (edges_w[None] - mu[:, None, None]) / (SQRT2 * s[:, None, None])
-    cdf = jax.lax.erf(t)  # [J, G, W+1]
+    cdf = jax.lax.erf((edges_w[g_of] - mu[:, None]) / (SQRT2 * s[:, None]))  # [pairs, W+1]
+    zero = jnp.zeros_like(edges_w[0])
     rows = []
     for j in range(n_rows):
-        acc = jnp.zeros_like(edges_w)
-        for k, (jj, _, w) in enumerate(comps):
-            if jj == j:
-                acc = acc + (0.5 * w) * cdf[k]
-        rows.append(acc)
+        per_g = []
+        for g in range(G):
+            acc = zero
+            for i, (k, gg) in enumerate(pairs):
+                if gg == g and comps[k][0] == j:
+                    acc = acc + (0.5 * comps[k][2]) * cdf[i]
+            per_g.append(acc)
+        rows.append(jnp.stack(per_g))
     cum = jax.lax.optimization_barrier(jnp.stack(rows))
     return cum[..., 1:] - cum[..., :-1]
 
 
 def _profile_rows(spec: LineFitSpec, edges_w, z, nl):
     """Line (then broad) rows of the design matrix ``[F + n_broad, G, W]``."""
-    rows = [_summed_profiles(spec.components, spec.n_free, edges_w, z, nl[0], nl[1])]
+    rows = [_summed_profiles(spec.components, spec.n_free, edges_w, z, nl[0], nl[1],
+                             spec.component_windows)]
     if spec.broad:
         rows.append(_summed_profiles(spec.broad_components, len(spec.broad), edges_w, z, nl[0], nl[2]))
     return rows[0] if len(rows) == 1 else jnp.concatenate(rows, axis=0)
@@ -311,43 +337,58 @@ def _design(spec: LineFitSpec, edges_w, u, z, nl):
     return jnp.concatenate(cols, axis=0).reshape(-1, G * W)
 
 
-def _profiled_chi2(spec: LineFitSpec, edges_w, u, z, nl, y, w):
+class _Baseline(NamedTuple):
+    """Per-window weighted baseline basis {1, ũ} (ũ = u minus its weighted mean), fixed
+    for a spectrum: the profiled χ² eliminates the baseline against it."""
+
+    u_c: jax.Array  # [G, W] centred u
+    inv0: jax.Array  # [G] 1 / Σw (0 for a window without weight)
+    inv2: jax.Array  # [G] 1 / Σw ũ² (0 where the slope is undetermined)
+    y_perp: jax.Array  # [G, W] data minus their own weighted baseline fit
+
+
+def _baseline(u, y, w):
+    """:class:`_Baseline` of windows ``u [G, W]`` for data ``y`` and weights ``w`` ``[G*W]``."""
+    G, W = u.shape
+    wg, yg = w.reshape(G, W), y.reshape(G, W)
+    s0 = jnp.sum(wg, axis=1)
+    inv0 = jnp.where(s0 > 0, 1.0 / jnp.where(s0 > 0, s0, 1.0), 0.0)
+    u_c = u - (jnp.sum(wg * u, axis=1) * inv0)[:, None]
+    s2 = jnp.sum(wg * u_c * u_c, axis=1)
+    ok2 = s2 > 1e-6 * jnp.maximum(s0, 1e-30) * jnp.max(jnp.abs(u)) ** 2
+    inv2 = jnp.where(ok2, 1.0 / jnp.where(ok2, s2, 1.0), 0.0)
+    y_perp = _perp(yg, wg, u_c, inv0, inv2)
+    return _Baseline(u_c, inv0, inv2, y_perp)
+
+
+def _perp(x, wg, u_c, inv0, inv2):
+    """``x [..., G, W]`` minus its weighted least-squares fit by {1, ũ} in each window."""
+    a = jnp.sum(wg * x, axis=-1) * inv0
+    b = jnp.sum(wg * u_c * x, axis=-1) * inv2
+    return x - a[..., None] - b[..., None] * u_c
+
+
+def _profiled_chi2(spec: LineFitSpec, edges_w, u, z, nl, y, w, base: _Baseline | None = None):
     """χ² with the linear parameters profiled out, as ``_solve_linear(_design(...))[1]``.
 
-    Uses the block structure of the design matrix: the baseline rows are non-zero on one
-    window each, so their blocks of the normal equations are per-window sums and only the
-    line/broad rows need products over all channels (about P²/R² fewer operations for P
-    parameters and R line rows). The system solved is the same ``[P, P]`` one.
+    The baseline rows (a constant and a slope per window) are eliminated in closed form:
+    in the basis {1, ũ} of each window (ũ centred so the two are w-orthogonal) the data and
+    the line rows are replaced by their residuals from their own weighted baseline fits;
+    the line fluxes then solve an ``[R, R]`` system (R line/broad rows) instead of the
+    ``[R + 2G]`` one, and χ² is the weighted sum of the remaining residuals — the same
+    minimum of the same model. ``base`` (:func:`_baseline`, fixed per spectrum) may be
+    passed in to share it across grid points.
     """
     G, W = u.shape
-    F = spec.n_free
-    Q = _profile_rows(spec, edges_w, z, nl)  # [R, G, W]
     wg = w.reshape(G, W)
-    yg = y.reshape(G, W)
+    if base is None:
+        base = _baseline(u, y, w)
+    Q = _perp(_profile_rows(spec, edges_w, z, nl), wg, base.u_c, base.inv0, base.inv2)  # [R, G, W]
     Qw = Q * wg[None]
-    qq = jnp.einsum("rgn,sgn->rs", Qw, Q)
-    qc = jnp.sum(Qw, axis=2)  # [R, G]
-    qs = jnp.sum(Qw * u[None], axis=2)
-    cc = jnp.sum(wg, axis=1)  # [G]
-    cs = jnp.sum(wg * u, axis=1)
-    ss = jnp.sum(wg * u * u, axis=1)
-    bq = jnp.einsum("rgn,gn->r", Qw, yg)
-    bc = jnp.sum(wg * yg, axis=1)
-    bs = jnp.sum(wg * u * yg, axis=1)
-    # assemble in the order of _design: lines, constants, slopes, broad
-    qn, qb = (qq[:F, :F], qq[:F, F:]), qq[F:, F:]
-    blocks = [
-        [qn[0], qc[:F], qs[:F], qn[1]],
-        [qc[:F].T, jnp.diag(cc), jnp.diag(cs), qc[F:].T],
-        [qs[:F].T, jnp.diag(cs), jnp.diag(ss), qs[F:].T],
-        [qn[1].T, qc[F:], qs[F:], qb],
-    ]
-    N = jnp.concatenate([jnp.concatenate(r, axis=1) for r in blocks], axis=0)
-    b = jnp.concatenate([bq[:F], bc, bs, bq[F:]])
-    coef = spd_solve(N, b, eps=1e-9)
-    cq = jnp.concatenate([coef[:F], coef[F + 2 * G:]])
-    m = jnp.tensordot(cq, Q, axes=1) + coef[F:F + G, None] + coef[F + G:F + 2 * G, None] * u
-    r = yg - m
+    M = jnp.einsum("rgn,sgn->rs", Qw, Q)
+    bq = jnp.einsum("rgn,gn->r", Qw, base.y_perp)
+    coef = spd_solve(M, bq, eps=1e-9)
+    r = base.y_perp - jnp.tensordot(coef, Q, axes=1)
     return jnp.sum(wg * r * r)
 
 
@@ -414,8 +455,10 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
 
     k = spec.n_nonlinear
 
+    base = _baseline(u_w, y, w)
+
     def chi2_at(nl):
-        return _profiled_chi2(spec, ed_w, u_w, z, nl, y, w)
+        return _profiled_chi2(spec, ed_w, u_w, z, nl, y, w, base)
 
     # 1. coarse grid of the non-linear parameters, linear ones profiled out
     axes = [jnp.linspace(0.0, 1.0, n, dtype=dtype) for n in sizes]
