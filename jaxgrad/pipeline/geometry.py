@@ -123,7 +123,7 @@ def _gauss_model(p, dx, dy):
 
 
 def _resid_jac(p, img, sw, dx, dy):
-    """Weighted residuals ``[N]`` of :func:`_gauss_model` and their Jacobian ``[N, 6]``.
+    """Weighted residuals ``[N]`` of :func:`_gauss_model` and their transposed Jacobian ``[6, N]``.
 
     Analytic: with E = log a − (u²/σa² + v²/σb²)/2 and model m = exp(E), every column is
     −√w·m·∂E/∂p (u, v rotate with PA: ∂u/∂PA = v, ∂v/∂PA = −u, in radians).
@@ -139,7 +139,7 @@ def _resid_jac(p, img, sw, dx, dy):
     dE = (jnp.ones_like(m), -(ua * s + vb * c), ua * c - vb * s, u * ua, v * vb,
           (u * vb - v * ua) * (jnp.pi / 180.0))
     msw = -(m * sw)
-    J = jnp.stack([(msw * d).ravel() for d in dE], axis=1)
+    J = jnp.stack([(msw * d).ravel() for d in dE])  # [6, N]: contiguous rows
     return ((img - m) * sw).ravel(), J
 
 
@@ -204,9 +204,9 @@ def fit_gaussian_2d(image, pixel_scale: float, n_iter: int = 40, psf_fwhm=None,
 
     def step(carry):
         p, lam, c, it, streak, _ = carry
-        r, J = _resid_jac(p, img, sw, dx, dy)
-        A = J.T @ J
-        g = J.T @ r
+        r, Jt = _resid_jac(p, img, sw, dx, dy)
+        A = Jt @ Jt.T
+        g = Jt @ r
         A_d = A + lam * jnp.diag(jnp.diag(A) + 1e-9)
         dp = -spd_solve(A_d, g)
         # keep the size and the angle steps sane
