@@ -76,7 +76,8 @@ def _measure_fn(suite: SuiteSpec):
     def run(data, sigma, psf_fwhm, z):
         B = data.shape[0]
         dtype = data.dtype
-        errs = jnp.broadcast_to(sigma[:, None, None, None], data.shape).astype(dtype)
+        # one σ per mock: an error "cube" of shape [B, C, 1, 1] (the chain broadcasts it)
+        errs = jnp.broadcast_to(sigma[:, None, None, None], data.shape[:2] + (1, 1)).astype(dtype)
         n_img = data.shape[1]
         fwhm = jnp.broadcast_to(psf_fwhm[:, None], (B, n_img)).astype(dtype)
         q = jnp.ones((B,), dtype)

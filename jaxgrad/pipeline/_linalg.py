@@ -1,13 +1,14 @@
 """Small symmetric positive (semi-)definite solves for the pipeline's normal equations.
 
-The line fit and the geometry fit solve thousands of tiny systems (6×6 to ~20×20) inside
-vmapped code. For those, a Cholesky written out in array operations (one vector
-operation per column and update, batched by ``vmap`` across all systems at once) is
-several times faster on CPU than LAPACK ``potrf``/``trsm`` custom calls, which pay a
-per-matrix call overhead: the line fits of a Paper A mock went from ~270 to ~150 µs per
-spectrum. Larger systems go through :mod:`jax.scipy.linalg` (Cholesky also compiles
-several times faster than ``jnp.linalg.solve``/``inv``). Both give NaN for a matrix that
-is not positive definite after the ridge.
+The line fit and the geometry fit solve thousands of tiny systems inside vmapped code.
+Up to :data:`UNROLL_MAX` unknowns (the line fit's profiled grid, 4-6; the geometry fit, 6)
+a Cholesky written out in array operations, batched by ``vmap`` across all systems at
+once, is ~10 % faster per line fit than LAPACK ``potrf``/``trsm`` custom calls with their
+per-matrix overhead (A/B in one process), but its program grows as P², so its compile
+time does too (P = 14: ~2-4 s against 0.2 s): larger systems go through
+:mod:`jax.scipy.linalg` (Cholesky also compiles several times faster than
+``jnp.linalg.solve``/``inv``). Both give NaN for a matrix that is not positive definite
+after the ridge.
 
 A ridge of ``eps`` times the largest diagonal entry keeps a singular direction (e.g. a
 line with no usable channel) finite: that parameter gets a huge variance instead of NaN.
@@ -18,8 +19,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_factor, cho_solve
 
-# systems up to this size use the unrolled Cholesky (graph size grows as P²)
-UNROLL_MAX = 24
+# systems up to this size use the written-out Cholesky (program size grows as P²)
+UNROLL_MAX = 8
 
 
 def _regularise(N, eps):

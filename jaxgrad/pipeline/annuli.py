@@ -87,12 +87,20 @@ def sum_maps(maps, errs, weights):
 
 
 def sum_spectra(cube, err, weights):
-    """Spectra (and ERR spectra, or None) summed per annulus: ``[K, C]``."""
+    """Spectra (and ERR spectra, or None) summed per annulus: ``[K, C]``.
+
+    ``err`` is ``[C, ny, nx]``, or ``[C, 1, 1]`` for an error the same in every spaxel
+    (its annulus spectrum is then err × √(number of pixels), no pass over a cube).
+    """
     C = cube.shape[0]
     s = weights @ jnp.where(jnp.isfinite(cube), cube, 0.0).reshape(C, -1).T
     if err is None:
         return s, None
-    v = weights @ (jnp.where(jnp.isfinite(err), err, 0.0).reshape(C, -1) ** 2).T
+    e2 = jnp.where(jnp.isfinite(err), err, 0.0) ** 2
+    if err.shape[-2:] == (1, 1):
+        v = jnp.sum(weights**2, axis=1)[:, None] * e2.reshape(1, C)
+    else:
+        v = weights @ e2.reshape(C, -1).T
     return s, jnp.sqrt(v)
 
 

@@ -413,6 +413,12 @@ def prepare_cube(spec: ChainSpec, cube, err, centres_um, z, psf_fwhm, psf_q, geo
     cube = jnp.asarray(cube, dtype)
     centres_um = jnp.asarray(centres_um, dtype)
     err = jnp.asarray(err, dtype) if spec.has_err_cube else None
+    # an error the same in every spaxel may come as [C, 1, 1] (mocks: one σ per mock); it
+    # stays that shape (masked spaxels have no weight in the annuli, bad channels are
+    # left out of the line fits), except where homogenisation needs a variance cube
+    uniform_err = err is not None and err.shape[-2:] == (1, 1)
+    if uniform_err and spec.homogenise:
+        err, uniform_err = jnp.broadcast_to(err, cube.shape), False
     chan_ok, spax_ok = _cube_masks(spec, cube, err)
     C = spec.n_chan
     psf_fwhm = jnp.broadcast_to(jnp.asarray(psf_fwhm, dtype), (C,))
@@ -427,7 +433,7 @@ def prepare_cube(spec: ChainSpec, cube, err, centres_um, z, psf_fwhm, psf_q, geo
         err = None if var is None else jnp.sqrt(var)
     keep = spax_ok[None] & chan_ok[:, None, None]
     cube = jnp.where(keep, cube, 0.0)
-    if err is not None:
+    if err is not None and not uniform_err:
         err = jnp.where(keep, err, 0.0)
     bmap, bmap_err = bright_line_map(cube, err, centres_um, z, spec.lines[spec.bright],
                                      spec.lines, spec.line_mask_kms, spec.continuum_kms, chan_ok)
@@ -454,7 +460,8 @@ def cube_chain(spec: ChainSpec, cube, err, centres_um, z, psf_fwhm, psf_q,
     Args:
         spec: :class:`ChainSpec` with ``linefit`` set (static).
         cube: ``[C, ny, nx]`` flux per channel per pixel.
-        err: ``[C, ny, nx]`` 1σ (ignored when ``spec.has_err_cube`` is False).
+        err: ``[C, ny, nx]`` 1σ, or ``[C, 1, 1]`` when it is the same in every spaxel
+            (ignored when ``spec.has_err_cube`` is False).
         centres_um: ``[C]`` channel centre wavelengths, µm (observed frame).
         z: redshift (initial value of the line fits).
         psf_fwhm: ``[C]`` PSF FWHM per channel, arcsec.
