@@ -21,8 +21,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from pathlib import Path
 
 import jax
@@ -53,18 +51,6 @@ def _cpu_sub_batch() -> int | None:
     from jaxgrad.mocks.measure import CPU_CHUNK
 
     return CPU_CHUNK if jax.default_backend() == "cpu" else None
-
-
-def _cpu_workers() -> int:
-    """Sub-batches computed at once on a CPU (threads; JAX releases the GIL while XLA runs).
-
-    Much of the measurement is a long chain of small operations (line fits, the geometry
-    fit's loop, the gridded metallicity posteriors) that XLA's CPU backend runs on one
-    thread, so two sub-batches in flight keep a second core busy: 80 mocks on the 2-core
-    CI machine, 1.18-1.42x faster than one after the other (interleaved repeats). Capped at
-    4 (not measured on bigger machines).
-    """
-    return max(1, min(os.cpu_count() or 1, 4))
 
 
 def truth_columns(batch: MockBatch) -> dict[str, np.ndarray]:
@@ -148,7 +134,6 @@ def run_suite(
     time_limit_s: float | None = None,
     process_index: int | None = None,
     process_count: int | None = None,
-    workers: int | None = None,
 ) -> dict:
     """Generate and measure ``n`` mocks, writing each chunk as soon as it is done.
 
@@ -168,10 +153,6 @@ def run_suite(
         process_index, process_count: multi-host runs: this process computes the chunks
             ``c`` with ``c % process_count == process_index`` (defaults: JAX's
             ``jax.process_index()`` / ``jax.process_count()``, i.e. 0 / 1 on one host).
-        workers: on one CPU device, sub-batches of a chunk computed concurrently in this
-            many threads (default: up to 4 with the built-in measurement, 1 with a custom
-            ``measure``, which then must be thread-safe for more). The rows are the same
-            whatever the number: each sub-batch is computed alone and stored in order.
 
     Returns:
         dict with the number of chunks computed and skipped and the wall time.
@@ -187,7 +168,6 @@ def run_suite(
                 "devices": [d.device_kind for d in jax.local_devices()]}
     _check_manifest(out, manifest)
     (out / "suite.toml").write_text(suite.to_toml())
-    custom = measure is not None
     measure = measure or default_measure
     n_dev = jax.local_device_count()
     sharding = batch_sharding() if (shard and n_dev > 1) else None
@@ -195,9 +175,6 @@ def run_suite(
     step = n_dev if sharding is not None else min(sub or chunk_size, chunk_size)
     padded = int(np.ceil(chunk_size / step) * step)
     per_call = step if sub else padded  # mocks per generate+measure call
-    if workers is None:
-        workers = _cpu_workers() if (sub and not custom) else 1
-    workers = max(1, int(workers)) if sub else 1
     n_chunks = int(np.ceil(n / chunk_size))
     pi = jax.process_index() if process_index is None else int(process_index)
     pc = jax.process_count() if process_count is None else int(process_count)
@@ -212,38 +189,27 @@ def run_suite(
                    unit="mock", desc="mocks")
     t0 = time.perf_counter()
     done = 0
-    warm = False
-    with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-        for c in todo:
-            if max_chunks is not None and done >= max_chunks:
-                break
-            if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
-                break
-            lo, hi = c * chunk_size, min((c + 1) * chunk_size, n)
-            idx = np.arange(lo, lo + padded)  # padded: one compiled shape for every chunk
-
-            def part(i, idx=idx):
-                batch = generate(suite, seed, idx[i:i + per_call], sharding=sharding)
-                cols = truth_columns(batch)
-                cols.update({k: np.asarray(v) for k, v in measure(batch, suite).items()})
-                return cols
-
-            starts = list(range(0, padded, per_call))
-            if pool is None or len(starts) == 1:
-                parts = [part(i) for i in starts]
-            else:
-                # the very first sub-batch alone, so it compiles once, not once per thread
-                parts = [] if warm else [part(starts[0])]
-                warm = True
-                parts += list(pool.map(part, starts[len(parts):]))
-            cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            keep = hi - lo
-            cols = {k: v[:keep] for k, v in cols.items()}
-            _write_chunk(out / "chunks" / f"chunk_{c:06d}.h5", cols,
-                         {"chunk": c, "first_index": lo, "spec_hash": suite.hash(), "seed": seed})
-            done += 1
-            if bar is not None:
-                bar.update(keep)
+    for c in todo:
+        if max_chunks is not None and done >= max_chunks:
+            break
+        if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
+            break
+        lo, hi = c * chunk_size, min((c + 1) * chunk_size, n)
+        idx = np.arange(lo, lo + padded)  # padded: one compiled shape for every chunk
+        parts = []
+        for i in range(0, padded, per_call):
+            batch = generate(suite, seed, idx[i:i + per_call], sharding=sharding)
+            cols = truth_columns(batch)
+            cols.update({k: np.asarray(v) for k, v in measure(batch, suite).items()})
+            parts.append(cols)
+        cols = {k: np.concatenate([c[k] for c in parts]) for k in parts[0]}
+        keep = hi - lo
+        cols = {k: v[:keep] for k, v in cols.items()}
+        _write_chunk(out / "chunks" / f"chunk_{c:06d}.h5", cols,
+                     {"chunk": c, "first_index": lo, "spec_hash": suite.hash(), "seed": seed})
+        done += 1
+        if bar is not None:
+            bar.update(keep)
     if bar is not None:
         bar.close()
     return {"chunks_total": n_chunks, "chunks_computed": done, "mocks_computed": sum(
