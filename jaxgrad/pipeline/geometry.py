@@ -158,9 +158,10 @@ def fit_gaussian_2d(image, pixel_scale: float, n_iter: int = 40, psf_fwhm=None,
 
     Unweighted least squares by default (the map's shape, not its noise, sets the
     geometry); ``weights`` (e.g. 1/err²) may be given. Non-finite pixels are masked. The
-    fit runs at most ``n_iter`` Levenberg–Marquardt steps from the moments, stopping once
-    three consecutive steps improve χ² by less than 1e-6 (relative); under ``vmap`` the
-    batch stops when its last member does. Not reverse-differentiable (a while loop).
+    fit runs at most ``n_iter`` Levenberg–Marquardt steps from the moments (analytic
+    Jacobian), stopping at the first successful step that improves χ² by less than 1e-6
+    (relative) or after three failed or stalled steps in a row; under ``vmap`` the batch
+    stops when its last member does. Not reverse-differentiable (a while loop).
 
     Args:
         image: line map ``[ny, nx]`` (any flux unit; normalised internally).
