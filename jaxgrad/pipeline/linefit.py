@@ -392,6 +392,11 @@ def _profiled_chi2(spec: LineFitSpec, edges_w, u, z, nl, y, w, base: _Baseline |
     return jnp.sum(wg * r * r)
 
 
+def _argmin_finite(c):
+    """Index of the smallest χ², non-finite values (a degenerate grid point) ranked last."""
+    return jnp.argmin(jnp.where(jnp.isfinite(c), c, jnp.inf))
+
+
 def spectrum_model(spec: LineFitSpec, edges_w, u, z, theta):
     """Model of the windows ``[G*W]`` for parameters θ = (non-linear…, linear…)."""
     k = spec.n_nonlinear
@@ -464,7 +469,7 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
     axes = [jnp.linspace(0.0, 1.0, n, dtype=dtype) for n in sizes]
     mesh = jnp.meshgrid(*axes, indexing="ij")
     pts = lo + (hi - lo) * jnp.stack([m.ravel() for m in mesh], axis=1)
-    best = pts[jnp.argmin(jax.vmap(chi2_at)(pts))]
+    best = pts[_argmin_finite(jax.vmap(chi2_at)(pts))]
 
     # 2. zoom: 3^k points around the best, halving the step each round
     step0 = (hi - lo) / jnp.asarray(np.array(sizes) - 1, dtype)
@@ -475,7 +480,7 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
         b, st = carry
         st = st / 2.0
         p = jnp.clip(b + offs * st, lo, hi)
-        return (p[jnp.argmin(jax.vmap(chi2_at)(p))], st), None
+        return (p[_argmin_finite(jax.vmap(chi2_at)(p))], st), None
 
     (best, _), _ = jax.lax.scan(zoom, (best, step0), None, length=spec.n_zoom)
 

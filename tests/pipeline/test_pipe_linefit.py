@@ -88,7 +88,6 @@ def test_flux_coverage_over_500_noise_draws_and_parameter_bounds(setup):
     assert np.all(np.asarray(r.sigma)[500:] <= 150.0 + 5 * 106.0 * 1.01)
 
 
-@pytest.mark.slow
 def test_broad_component_is_recovered():
     edges = np.asarray(jg.instrument.grid.channels_around_lines([4862.68, 5008.24], 2.0, 60.0, 8000.0))
     spec = linefit.make_linefit_spec(("Hb", "OIII_5008"), 60.0, n_channels=len(edges) - 1,
