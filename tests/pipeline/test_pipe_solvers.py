@@ -125,19 +125,20 @@ def test_geometry_jacobian_is_the_derivative_of_the_residuals(x64):
         np.testing.assert_allclose(np.asarray(jt), np.asarray(jax.jacfwd(resid)(p)).T, rtol=1e-10, atol=1e-13)
 
 
-def test_per_channel_error_equals_the_error_cube():
-    """An error the same in every spaxel, given as [C, 1, 1], sums like the full cube."""
+def test_per_channel_error_equals_the_error_cube(x64):
+    """An error the same in every spaxel, given as [C, 1, 1], sums like the full cube
+    (float64: a GPU's TF32 matrix products would blur the comparison to ~1e-4)."""
     rng = np.random.default_rng(4)
     C, ny, nx, K = 7, 9, 8, 3
-    cube = jnp.asarray(rng.normal(size=(C, ny, nx)), jnp.float32)
-    e_c = jnp.asarray(rng.uniform(0.5, 2.0, C), jnp.float32)
+    cube = jnp.asarray(rng.normal(size=(C, ny, nx)))
+    e_c = jnp.asarray(rng.uniform(0.5, 2.0, C))
     idx = jnp.asarray(rng.integers(0, K + 1, (ny, nx)))
     good = jnp.asarray(rng.uniform(size=(ny, nx)) > 0.2)
-    weights = annuli.annulus_weights(idx, K, good, jnp.float32)
+    weights = annuli.annulus_weights(idx, K, good, jnp.float64)
     s_full, e_full = annuli.sum_spectra(cube, jnp.broadcast_to(e_c[:, None, None], (C, ny, nx)), weights)
     s_uni, e_uni = annuli.sum_spectra(cube, e_c[:, None, None], weights)
-    np.testing.assert_allclose(np.asarray(s_uni), np.asarray(s_full), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(e_uni), np.asarray(e_full), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(s_uni), np.asarray(s_full), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(e_uni), np.asarray(e_full), rtol=1e-12)
     # and the reference: σ_c √(pixels in the annulus)
     n = np.array([np.sum((np.asarray(idx) == k) & np.asarray(good)) for k in range(K)])
-    np.testing.assert_allclose(np.asarray(e_uni), np.sqrt(n)[:, None] * np.asarray(e_c)[None], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(e_uni), np.sqrt(n)[:, None] * np.asarray(e_c)[None], rtol=1e-12)
