@@ -45,27 +45,28 @@ def _cholesky_columns(N):
 
 
 def _solve_columns(cols, b):
-    """x with L Lᵀ x = b for the Cholesky columns of L; ``b [P]`` or ``[P, K]``."""
+    """x with L Lᵀ x = b for the Cholesky columns of L; ``b [P]`` or ``[P, K]`` (an entry
+    of L is a scalar, so the same steps serve a vector and a matrix right-hand side)."""
     P = len(cols)
-    mat = b.ndim == 2
     y = [b[j] for j in range(P)]
     # forward: L y = b (column-oriented)
     for j in range(P):
-        y[j] = y[j] / (cols[j][j, None] if mat else cols[j][j])
+        y[j] = y[j] / cols[j][j]
         for i in range(j + 1, P):
-            y[i] = y[i] - (cols[j][i, None] if mat else cols[j][i]) * y[j]
+            y[i] = y[i] - cols[j][i] * y[j]
     # backward: Lᵀ x = y (row j of Lᵀ is column j of L)
     x = [None] * P
     for j in reversed(range(P)):
         acc = y[j]
         for i in range(j + 1, P):
-            acc = acc - (cols[j][i, None] if mat else cols[j][i]) * x[i]
-        x[j] = acc / (cols[j][j, None] if mat else cols[j][j])
+            acc = acc - cols[j][i] * x[i]
+        x[j] = acc / cols[j][j]
     return jnp.stack(x)
 
 
 def spd_solve(N, b, eps: float = 1e-12):
-    """x with N x = b for a symmetric positive (semi-)definite ``N [P, P]``, ``b [P]``."""
+    """x with N x = b for a symmetric positive (semi-)definite ``N [P, P]``, ``b [P]`` or
+    ``[P, K]``."""
     N = _regularise(N, eps)
     if N.shape[-1] <= UNROLL_MAX and N.ndim == 2:
         return _solve_columns(_cholesky_columns(N), b)
@@ -74,9 +75,4 @@ def spd_solve(N, b, eps: float = 1e-12):
 
 def spd_inv(N, eps: float = 1e-12):
     """Inverse of a symmetric positive (semi-)definite ``N [P, P]``."""
-    P = N.shape[-1]
-    N = _regularise(N, eps)
-    eye = jnp.eye(P, dtype=N.dtype)
-    if P <= UNROLL_MAX and N.ndim == 2:
-        return _solve_columns(_cholesky_columns(N), eye)
-    return cho_solve(cho_factor(N, lower=True), eye)
+    return spd_solve(N, jnp.eye(N.shape[-1], dtype=N.dtype), eps)

@@ -116,10 +116,16 @@ def moments_geometry(image, pixel_scale: float, clip: float = 0.1):
     return x0, y0, jnp.sqrt(l1), jnp.sqrt(l2), jnp.mod(pa, 180.0)
 
 
-def _gauss_model(p, dx, dy):
+def _gauss_terms(p, dx, dy):
+    """Major/minor-axis coordinates (u, v), their inverse squared widths and the model."""
     loga, x0, y0, lsa, lsb, pa = p
     u, v, _ = _disk.disk_coordinates(dx - x0, dy - y0, pa, 0.0)
-    return jnp.exp(loga - 0.5 * (u**2 * jnp.exp(-2 * lsa) + v**2 * jnp.exp(-2 * lsb)))
+    ia, ib = jnp.exp(-2 * lsa), jnp.exp(-2 * lsb)
+    return u, v, ia, ib, jnp.exp(loga - 0.5 * (u**2 * ia + v**2 * ib))
+
+
+def _gauss_model(p, dx, dy):
+    return _gauss_terms(p, dx, dy)[-1]
 
 
 def _resid_jac(p, img, sw, dx, dy):
@@ -128,14 +134,10 @@ def _resid_jac(p, img, sw, dx, dy):
     Analytic: with E = log a − (u²/σa² + v²/σb²)/2 and model m = exp(E), every column is
     −√w·m·∂E/∂p (u, v rotate with PA: ∂u/∂PA = v, ∂v/∂PA = −u, in radians).
     """
-    loga, x0, y0, lsa, lsb, pa = p
-    th = jnp.deg2rad(pa)
-    s, c = jnp.sin(th), jnp.cos(th)
-    X, Y = dx - x0, dy - y0
-    u = -X * s + Y * c
-    v = -X * c - Y * s
-    ua, vb = u * jnp.exp(-2 * lsa), v * jnp.exp(-2 * lsb)
-    m = jnp.exp(loga - 0.5 * (u * ua + v * vb))
+    u, v, ia, ib, m = _gauss_terms(p, dx, dy)
+    th = jnp.deg2rad(p[5])
+    s, c = jnp.sin(th), jnp.cos(th)  # ∂u/∂x0 = sin PA, ∂v/∂x0 = cos PA (disk_coordinates)
+    ua, vb = u * ia, v * ib
     dE = (jnp.ones_like(m), -(ua * s + vb * c), ua * c - vb * s, u * ua, v * vb,
           (u * vb - v * ua) * (jnp.pi / 180.0))
     msw = -(m * sw)
