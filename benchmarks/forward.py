@@ -35,11 +35,14 @@ import _harness as H  # noqa: E402
 PEAK_BW = {"H100": 3.35e12, "H200": 4.8e12}
 
 
-def dysmalpy_time(nspec: int, nrep: int) -> dict:
+def dysmalpy_time(nspec: int, nrep: int, psf_fwhm=(0.2,)) -> dict:
+    """DysmalPy's time per one-line cube of ``nspec`` channels (subprocess); several
+    ``psf_fwhm`` values: the mean of their medians (see _dysmalpy_cube.py)."""
     py = os.environ.get("JAXGRAD_DYSMALPY_PYTHON", sys.executable)
     script = Path(__file__).parent / "_dysmalpy_cube.py"
     try:
-        out = subprocess.run([py, str(script), "--nspec", str(nspec), "--nrep", str(nrep)],
+        out = subprocess.run([py, str(script), "--nspec", str(nspec), "--nrep", str(nrep),
+                              "--psf", *[f"{v:.4f}" for v in psf_fwhm]],
                              capture_output=True, text=True, timeout=900)
     except Exception as e:  # pragma: no cover
         return {"available": False, "reason": f"could not run {py}: {e}"}

@@ -497,26 +497,29 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
         return coef @ A, jnp.concatenate([J_nl, A.T], axis=1)
 
     A0 = _design(spec, ed_w, u_w, z, best)
-    coef, c_best = _solve_linear(A0, y, w)
+    coef, _ = _solve_linear(A0, y, w)
     theta = jnp.concatenate([best, coef])
+    m0, J0 = model_and_jac(theta)
 
+    # each step evaluates the model and its Jacobian once, at the trial point; the carry
+    # keeps the Jacobian of the current point (the next step's linearisation and, at the
+    # end, the covariance's). The model is linear in the fluxes and baselines, whose
+    # Jacobian columns are the design rows, so the current model is J[:, k:] @ θ[k:].
     def gn(carry, _):
-        th, c, lam = carry
-        m, J = model_and_jac(th)
+        th, c, lam, J = carry
         Jw = J * w[:, None]
         N = J.T @ Jw
-        d = spd_solve(N + lam * jnp.diag(jnp.diag(N) + 1e-12), Jw.T @ (y - m), eps=1e-9)
+        d = spd_solve(N + lam * jnp.diag(jnp.diag(N) + 1e-12), Jw.T @ (y - J[:, k:] @ th[k:]), eps=1e-9)
         tn = th + d
         tn = tn.at[:k].set(jnp.clip(tn[:k], lo, hi))
-        mn, _ = model_and_jac(tn)
+        mn, Jn = model_and_jac(tn)
         cn = jnp.sum(w * (y - mn) ** 2)
         better = jnp.isfinite(cn) & (cn < c)
         return (jnp.where(better, tn, th), jnp.where(better, cn, c),
-                jnp.where(better, lam * 0.1, lam * 10.0)), None
+                jnp.where(better, lam * 0.1, lam * 10.0), jnp.where(better, Jn, J)), None
 
-    (theta, c_best, _), _ = jax.lax.scan(gn, (theta, c_best, jnp.asarray(1e-3, dtype)), None,
-                                         length=spec.n_newton)
-    _, J = model_and_jac(theta)
+    (theta, c_best, _, J), _ = jax.lax.scan(gn, (theta, jnp.sum(w * (y - m0) ** 2), jnp.asarray(1e-3, dtype), J0),
+                                            None, length=spec.n_newton)
     N = J.T @ (J * w[:, None])
     cov = spd_inv(N, eps=1e-9)
     sd = jnp.sqrt(jnp.maximum(jnp.diag(cov), 0.0))
