@@ -118,7 +118,9 @@ def test_fit_command_recovers_gradient_from_fits_maps(tmp_path):
         assert (tmp_path / "out" / f).exists()
 
 
-def test_fit_config_errors(tmp_path):
+def test_fit_config_errors(tmp_path, capsys):
+    """In process (cli.main, what the executable calls; the subprocess path is covered by
+    test_bad_inputs_one_line_no_traceback): one clear line, no traceback."""
     cfg = _write_fit_inputs(tmp_path)
     text = cfg.read_text()
     (tmp_path / "bad1.toml").write_text(text.replace("[sampler]", "[sampler]\nnum_steps = 3"))
@@ -127,9 +129,9 @@ def test_fit_config_errors(tmp_path):
     (tmp_path / "bad.txt").write_text(text)
     for name, needle in [("bad1.toml", "unknown key"), ("bad2.toml", "missing.fits"), ("bad3.toml", "redshift"),
                          ("bad.txt", ".toml"), ("nope.toml", "does not exist")]:
-        res = run("fit", str(tmp_path / name))
-        assert res.returncode != 0, name
-        assert "Traceback" not in res.stderr and needle in res.stderr, (name, res.stderr)
+        assert cli.main(["fit", str(tmp_path / name)]) != 0, name
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and needle in err, (name, err)
 
 
 def test_fit_command_population_prints_progress(tmp_path, capsys):

@@ -16,7 +16,8 @@ def run_notebook(path: Path, tmp_path: Path, timeout: int = 600) -> None:
     code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     script = tmp_path / (path.stem + ".py")
     script.write_text(code)
-    env = dict(os.environ, JAXGRAD_SMALL="1", MPLBACKEND="Agg")
+    # fast compilation, as in-process tests (see conftest.py)
+    env = dict(os.environ, JAXGRAD_SMALL="1", MPLBACKEND="Agg", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
     res = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=timeout)
     assert res.returncode == 0, res.stderr[-3000:]
