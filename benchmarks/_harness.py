@@ -51,6 +51,15 @@ def load_average() -> list[float] | None:
         return None
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process so far, all threads: the difference
+    over a timed section divided by its wall time is the number of cores kept busy."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def block(x):
     import jax
 

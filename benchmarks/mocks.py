@@ -32,14 +32,6 @@ import _harness as H  # noqa: E402
 from forward import PEAK_BW, dysmalpy_time  # noqa: E402
 
 
-def _cpu_s() -> float:
-    """CPU seconds (user + system) of this process, all threads."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -91,11 +83,11 @@ def main(argv=None):
     chunk = 100 if not args.gpu else 1500
     tmp = Path(tempfile.mkdtemp(prefix="jaxgrad_suite_"))
     mocks.run_suite(suite, chunk, tmp / "warm", seed=0, chunk_size=chunk, progress=False)  # compile
-    cpu0 = _cpu_s()
+    cpu0 = H.cpu_seconds()
     t0 = time.perf_counter()
     res = mocks.run_suite(suite, n_suite, tmp / "suite", seed=1, chunk_size=chunk, progress=False)
     t_suite = time.perf_counter() - t0
-    cpu_suite = _cpu_s() - cpu0
+    cpu_suite = H.cpu_seconds() - cpu0
     print(f"suite of {n_suite}: {t_suite:.2f} s ({res['chunks_computed']} chunks), "
           f"{cpu_suite / t_suite:.2f} cores busy on average")
     suite_run = {"n": n_suite, "wall_s": t_suite, "chunk_size": chunk, "cpu_s": cpu_suite,

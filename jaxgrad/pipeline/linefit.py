@@ -497,9 +497,9 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
         return coef @ A, jnp.concatenate([J_nl, A.T], axis=1)
 
     A0 = _design(spec, ed_w, u_w, z, best)
-    coef, _ = _solve_linear(A0, y, w)
+    coef, c0 = _solve_linear(A0, y, w)
     theta = jnp.concatenate([best, coef])
-    m0, J0 = model_and_jac(theta)
+    _, J0 = model_and_jac(theta)
 
     # each step evaluates the model and its Jacobian once, at the trial point; the carry
     # keeps the Jacobian of the current point (the next step's linearisation and, at the
@@ -518,8 +518,8 @@ def fit_spectrum(spec: LineFitSpec, flux, err, edges, z, chan_ok=None) -> LineFi
         return (jnp.where(better, tn, th), jnp.where(better, cn, c),
                 jnp.where(better, lam * 0.1, lam * 10.0), jnp.where(better, Jn, J)), None
 
-    (theta, c_best, _, J), _ = jax.lax.scan(gn, (theta, jnp.sum(w * (y - m0) ** 2), jnp.asarray(1e-3, dtype), J0),
-                                            None, length=spec.n_newton)
+    (theta, c_best, _, J), _ = jax.lax.scan(gn, (theta, c0, jnp.asarray(1e-3, dtype), J0), None,
+                                            length=spec.n_newton)
     N = J.T @ (J * w[:, None])
     cov = spd_inv(N, eps=1e-9)
     sd = jnp.sqrt(jnp.maximum(jnp.diag(cov), 0.0))
