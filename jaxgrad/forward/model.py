@@ -40,6 +40,7 @@ from jaxgrad.physics import disk as _disk
 from jaxgrad.physics import dust as _dust
 
 C_KM_S = 299792.458
+LN10 = math.log(10.0)
 
 __all__ = [
     "intrinsic_maps_kernel",
@@ -106,7 +107,9 @@ def _fine_line_fluxes(params: GalaxyParams, spec: ModelSpec):
     av = jnp.maximum(params.av + params.av_grad * r, 0.0)
     alav = jnp.asarray(_dust.line_alav(spec.lines, spec.dust_law), hb.dtype)
     log_att = -0.4 * av[None] * alav[:, None, None]
-    flux = hb[None] * 10.0 ** (log_ratio + log_att)
+    # exp(ln10 x), not 10 ** x: XLA's general pow was a third of this function's time
+    # on CPU (measured 0.29 -> 0.20 ms for 4 lines on 64x64)
+    flux = hb[None] * jnp.exp(LN10 * (log_ratio + log_att))
     return flux, (x_maj, y_min, r, cos_i, scale)
 
 
