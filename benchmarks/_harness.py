@@ -81,6 +81,36 @@ def time_call(fn, *args, repeats: int = 5, warmup: bool = True) -> dict:
             "max_s": max(ts), "repeats": repeats}
 
 
+def time_interleaved(calls: dict, rounds: int = 7, round_s: float = 0.15, min_calls: int = 3) -> dict:
+    """Time several functions in interleaved rounds: robust to slow phases of the machine.
+
+    ``calls`` maps a name to ``(fn, args)``. Each is called once first (compile/warm-up,
+    timed separately); then, in each of ``rounds`` rounds, every function is called for
+    about ``round_s`` seconds (at least ``min_calls`` calls) and the round's median kept.
+    A function's ``median_s`` is the median of its round medians, so a phase of host
+    contention that lasts a few seconds moves every function's numbers alike instead of
+    landing on whichever was being timed then.
+    """
+    out = {}
+    for name, (fn, args) in calls.items():
+        t0 = time.perf_counter()
+        block(fn(*args))
+        out[name] = {"first_call_s": time.perf_counter() - t0, "round_medians_s": []}
+    for _ in range(rounds):
+        for name, (fn, args) in calls.items():
+            ts = []
+            start = time.perf_counter()
+            while len(ts) < min_calls or time.perf_counter() - start < round_s:
+                t0 = time.perf_counter()
+                block(fn(*args))
+                ts.append(time.perf_counter() - t0)
+            out[name]["round_medians_s"].append(statistics.median(ts))
+    for r in out.values():
+        rm = r["round_medians_s"]
+        r.update(median_s=statistics.median(rm), min_s=min(rm), max_s=max(rm), rounds=rounds)
+    return out
+
+
 def write(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name

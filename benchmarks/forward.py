@@ -64,7 +64,7 @@ def main(argv=None):
     ap.add_argument("--gpu", action="store_true", help="GPU run: bigger batches, write forward_gpu.json")
     ap.add_argument("--batches", type=int, nargs="*", default=None)
     ap.add_argument("--repeats", type=int, default=None,
-                    help="timed calls per batch (default: 5, and at least 320 galaxies' worth)")
+                    help="interleaved timing rounds (default 9; each ~0.2 s per batch size)")
     ap.add_argument("--no-dysmalpy", action="store_true")
     args = ap.parse_args(argv)
     load0 = H.load_average()
@@ -75,8 +75,9 @@ def main(argv=None):
     from jaxgrad.forward import model as fm
 
     warnings.simplefilter("ignore")
-    batches = args.batches or ([1, 16] if args.quick else ([1, 1024, 16384] if args.gpu else [1, 16, 64, 1024]))
-    repeats = args.repeats or (2 if args.quick else 5)
+    # CPU: batches of 2-4 cubes are the fastest per cube (a cube is 655 KB and each core
+    # has 1 MB of L2: at batch 64 the intermediates spill to L3/DRAM, ~2x slower per cube)
+    batches = args.batches or ([1, 16] if args.quick else ([1, 1024, 16384] if args.gpu else [1, 2, 4, 16, 64, 1024]))
     base = jg.ModelSpec(lines=("OII_3727_30", "NeIII_3870", "Hb", "OIII_5008"), calibration="sanders24",
                         ny=64, nx=64, pixel_scale=0.05, range_check="off")
     spec = jg.line_windows(base, z=5.0, n_chan=10, dv_kms=106.0)
@@ -90,20 +91,26 @@ def main(argv=None):
 
     maps_fn = jax.jit(jax.vmap(lambda p: fm.line_maps_kernel(p, spec)))
     cube_fn = jax.jit(jax.vmap(lambda p: fm.cube_kernel(p, spec)))
-    rows = []
+    calls = {}
     for b in batches:
         p = params(b)
-        for kind, fn, shape in (("maps", maps_fn, (4, 64, 64)), ("cube", cube_fn, (40, 64, 64))):
-            # small batches: enough calls for a stable median (5 calls of a ~1 ms
-            # function on this 2-core machine scattered by up to 2x)
-            t = H.time_call(fn, p, repeats=repeats if args.repeats or args.quick else max(repeats, 320 // b))
-            per = t["median_s"] / b
-            out_bytes = b * int(np.prod(shape)) * 4
-            row = {"kind": kind, "batch": b, "compile_s": round(t["first_call_s"] - t["median_s"], 3),
-                   "median_s": t["median_s"], "per_galaxy_ms": per * 1e3, "galaxies_per_s": 1.0 / per,
-                   "output_GB_per_s": out_bytes / t["median_s"] / 1e9}
-            rows.append(row)
-            print(f"{kind:5s} batch {b:6d}: {per * 1e3:9.4f} ms/galaxy  ({1 / per:,.0f}/s)", flush=True)
+        for kind, fn in (("maps", maps_fn), ("cube", cube_fn)):
+            calls[(kind, b)] = (fn, (p,))
+    # interleaved rounds (H.time_interleaved): this 2-core machine has phases of host
+    # contention lasting seconds that moved a batch's median by up to 30 % between runs
+    timing = H.time_interleaved(calls, rounds=3 if args.quick else (args.repeats or 9),
+                                round_s=0.05 if args.quick else 0.2)
+    rows = []
+    for (kind, b), t in timing.items():
+        shape = (4, 64, 64) if kind == "maps" else (40, 64, 64)
+        per = t["median_s"] / b
+        out_bytes = b * int(np.prod(shape)) * 4
+        row = {"kind": kind, "batch": b, "compile_s": round(t["first_call_s"] - t["median_s"], 3),
+               "median_s": t["median_s"], "per_galaxy_ms": per * 1e3, "galaxies_per_s": 1.0 / per,
+               "round_medians_ms_per_galaxy": [round(v / b * 1e3, 4) for v in t["round_medians_s"]],
+               "output_GB_per_s": out_bytes / t["median_s"] / 1e9}
+        rows.append(row)
+        print(f"{kind:5s} batch {b:6d}: {per * 1e3:9.4f} ms/galaxy  ({1 / per:,.0f}/s)", flush=True)
 
     n_lines = len(spec.lines)
     per_line = spec.n_chan // n_lines
