@@ -240,10 +240,14 @@ def _annuli(spec: ChainSpec, geom, psf_fwhm, psf_q, good, z, bright_map, radius_
     scale = _cosmo.kpc_per_arcsec(z, *spec.cosmology)
     mid = _ann.kpc_radius(w, spec.n_annuli, scale)
     fw = jnp.where(good & jnp.isfinite(bright_map), jnp.maximum(bright_map, 0.0), 0.0)
+    # the annuli's pixel count, Σa, flux and Σ flux·a in one product with the one-hot
+    # weights (was: the weights times the flux map materialised, two sums, two products)
+    a = a.astype(weights.dtype)
+    fw = fw.astype(weights.dtype)
+    sums = weights @ jnp.stack([jnp.ones_like(a), a, fw, fw * a], axis=-1).reshape(-1, 4)
     radii = [mid]
-    for ww in (weights, weights * fw.ravel()[None]):
-        tot = jnp.sum(ww, axis=1)
-        mean_a = (ww @ a.ravel()) / jnp.where(tot > 0, tot, 1.0)
+    for tot, sum_a in ((sums[:, 0], sums[:, 1]), (sums[:, 2], sums[:, 3])):
+        mean_a = sum_a / jnp.where(tot > 0, tot, 1.0)
         radii.append(jnp.where(tot > 0, mean_a * scale, mid))
     radius = jnp.stack(radii)[radius_code]
     return w, weights, radius, scale
