@@ -8,7 +8,8 @@ DysmalPy per-cube time for the same spec measured in the same run. A DysmalPy mo
 line, so the like-for-like cost of one 4-line mock cube (4 windows × 12 channels) is 4
 one-line 12-channel cubes, timed at six PSF widths spanning the suite's uniform PSF
 distribution and averaged (DysmalPy's cost grows with the beam); the DysmalPy-based suite
-time is that × N (generation only). jaxgrad's suite is also compared per CPU second (its
+time is that × N (generation only). The suite run and the DysmalPy timing alternate over
+``--rounds`` rounds (default 3) and the medians are compared. jaxgrad's suite is also compared per CPU second (its
 XLA program keeps more than one core busy; DysmalPy keeps one). A one-line 48-channel cube
 (PSF 0.2″, the comparison reported before) is timed too. GPU (``--gpu``): the same plus a large run
 (``--million``, default 10⁶ mocks generated + measured + written) and the achieved memory
@@ -41,6 +42,8 @@ def main(argv=None):
     ap.add_argument("--large-chunk", type=int, default=8192)
     ap.add_argument("--batches", type=int, nargs="*", default=None)
     ap.add_argument("--no-dysmalpy", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="suite runs alternating with DysmalPy timings (medians of both)")
     ap.add_argument("--time-limit", type=float, default=400.0, help="seconds for the large GPU run")
     args = ap.parse_args(argv)
     load0 = H.load_average()
@@ -78,20 +81,44 @@ def main(argv=None):
             print(f"{kind:17s} batch {b:6d}: {b / t['median_s']:10.1f} mocks/s", flush=True)
             H.write(out_name, partial)  # keep what is measured if a later stage is cut off
 
-    # the default suite end to end (generation + measurement + HDF5 chunks), after compilation
+    # the default suite end to end (generation + measurement + HDF5 chunks), after compilation,
+    # alternating with DysmalPy's timing over `rounds` rounds: both peers are measured
+    # through the same period (DysmalPy's own time per cube moved by 44% between two runs
+    # of this script while jaxgrad's suite moved by 2%)
     n_suite = 200 if args.quick else args.n_suite
     chunk = 100 if not args.gpu else 1500
+    n_lines = len(suite.lines)
+    per_line = suite.n_chan_per_line
+    use_dys = not (args.no_dysmalpy or args.gpu)
+    rounds = 1 if (args.quick or args.gpu) else args.rounds
+    # the suite draws the PSF FWHM uniformly in suite.psf_fwhm, and DysmalPy's time
+    # depends on it (its convolution kernel grows with the beam): timed at the
+    # midpoints of 6 equal-probability strata, the mean is its expected time per cube
+    lo, hi = suite.psf_fwhm
+    strata = [lo + (hi - lo) * (k + 0.5) / 6 for k in range(6)]
     tmp = Path(tempfile.mkdtemp(prefix="jaxgrad_suite_"))
     mocks.run_suite(suite, chunk, tmp / "warm", seed=0, chunk_size=chunk, progress=False)  # compile
-    cpu0 = H.cpu_seconds()
-    t0 = time.perf_counter()
-    res = mocks.run_suite(suite, n_suite, tmp / "suite", seed=1, chunk_size=chunk, progress=False)
-    t_suite = time.perf_counter() - t0
-    cpu_suite = H.cpu_seconds() - cpu0
-    print(f"suite of {n_suite}: {t_suite:.2f} s ({res['chunks_computed']} chunks), "
-          f"{cpu_suite / t_suite:.2f} cores busy on average")
+    walls, cpus, dys_rounds = [], [], []
+    for r in range(rounds):
+        if use_dys:
+            d = dysmalpy_time(per_line, 3, psf_fwhm=strata)  # one line, one 12-channel window
+            if d.get("available"):
+                dys_rounds.append(d)
+        shutil.rmtree(tmp / "suite", ignore_errors=True)
+        cpu0 = H.cpu_seconds()
+        t0 = time.perf_counter()
+        res = mocks.run_suite(suite, n_suite, tmp / "suite", seed=1, chunk_size=chunk, progress=False)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(H.cpu_seconds() - cpu0)
+        print(f"round {r + 1}/{rounds}: suite of {n_suite}: {walls[-1]:.2f} s ({res['chunks_computed']} chunks), "
+              f"{cpus[-1] / walls[-1]:.2f} cores busy"
+              + (f"; DysmalPy {dys_rounds[-1]['median_s']:.3f} s per one-line cube" if dys_rounds else ""),
+              flush=True)
+    t_suite = float(np.median(walls))
+    cpu_suite = float(np.median(cpus))
     suite_run = {"n": n_suite, "wall_s": t_suite, "chunk_size": chunk, "cpu_s": cpu_suite,
-                 "cores_busy": cpu_suite / t_suite}
+                 "cores_busy": cpu_suite / t_suite, "rounds": rounds, "wall_s_per_round": walls,
+                 "cpu_s_per_round": cpus}
     partial["suite_run"] = suite_run
     H.write(out_name, partial)
     large = None
@@ -108,19 +135,18 @@ def main(argv=None):
         print(f"large run: {done}/{n_large} mocks in {t_large:.1f} s ({done / t_large:,.0f}/s)")
     shutil.rmtree(tmp, ignore_errors=True)
 
-    n_lines = len(suite.lines)
-    per_line = suite.n_chan_per_line
-    if args.no_dysmalpy or args.gpu:
+    if not use_dys:
         dys = {"available": False, "reason": "skipped"}
         dys_line = dict(dys)
     else:
-        # the suite draws the PSF FWHM uniformly in suite.psf_fwhm, and DysmalPy's time
-        # depends on it (its convolution kernel grows with the beam): timed at the
-        # midpoints of 6 equal-probability strata, the mean is its expected time per cube
-        lo, hi = suite.psf_fwhm
-        strata = [lo + (hi - lo) * (k + 0.5) / 6 for k in range(6)]
         dys = dysmalpy_time(n_lines * per_line, 3)  # one line, 48 channels, PSF 0.2"
-        dys_line = dysmalpy_time(per_line, 3, psf_fwhm=strata)  # one line, one 12-channel window
+        if dys_rounds:
+            # median over the rounds of the PSF-averaged time per one-line window cube
+            dys_line = dict(dys_rounds[0], median_s=float(np.median([d["median_s"] for d in dys_rounds])),
+                            median_s_per_round=[d["median_s"] for d in dys_rounds],
+                            per_psf_per_round=[d.get("per_psf") for d in dys_rounds])
+        else:
+            dys_line = dysmalpy_time(per_line, 3, psf_fwhm=strata)  # reports why it is unavailable
     ratio = None
     if dys.get("available") and dys_line.get("available"):
         eq4 = n_lines * dys_line["median_s"]
@@ -140,7 +166,8 @@ def main(argv=None):
                           f"line; its time averaged over the suite's PSF distribution), vs jaxgrad "
                           f"generation + measurement + disk I/O of the same N cubes (wall time). "
                           f"ratio_per_cpu_second: the same against jaxgrad's CPU seconds (user + "
-                          f"system, all threads; DysmalPy keeps one core busy). ratio_vs_one_line_48chan: DysmalPy one-line 48-channel cube x N "
+                          f"system, all threads; DysmalPy keeps one core busy). Both times are medians over "
+                          f"{rounds} rounds that alternate a DysmalPy timing with a suite run. ratio_vs_one_line_48chan: DysmalPy one-line 48-channel cube x N "
                           f"(the earlier comparison). generation_only_ratio: per cube, DysmalPy "
                           f"4-line equivalent / jaxgrad batched generation (cube + noise).")}
         print(f"DysmalPy-based generation of {n_suite} {n_lines}-line cubes ≈ {dys_suite:.0f} s → "
