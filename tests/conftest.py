@@ -4,7 +4,6 @@ import warnings
 import jax
 import pytest
 
-
 from jaxgrad.calibrations import UnverifiedCalibrationWarning  # noqa: E402
 
 # XLA compilation is most of the suite's time on a CPU (356 of 586 s measured on the
