@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxgrad.forward import GalaxyParams, ModelSpec, line_windows, make_params
 from jaxgrad.forward import model as fm
-from jaxgrad.instrument.noise import standard_normal
+from jaxgrad.instrument.noise import noise_sigma_for_snr, standard_normal
 from jaxgrad.mocks.spec import SuiteSpec
 
 
@@ -87,7 +87,7 @@ def _one(suite: SuiteSpec, key, index):
     else:
         clean = fm.line_maps_kernel(p, spec)
         ref = clean[o3]
-    sigma = jnp.sum(jnp.where(inner, ref, 0.0)) / jnp.maximum(jnp.sum(inner), 1) / snr
+    sigma = noise_sigma_for_snr(ref, snr, inner)
     k_noise = jax.random.split(jax.random.fold_in(key, index), 4)[3]
     # jax.random.normal's non-partitionable threefry layout (1.6x faster for these
     # per-mock [C, ny, nx] draws on CPU than the partitionable one), drawn bit for bit
