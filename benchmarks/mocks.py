@@ -91,11 +91,17 @@ def main(argv=None):
     per_line = suite.n_chan_per_line
     use_dys = not (args.no_dysmalpy or args.gpu)
     rounds = 1 if (args.quick or args.gpu) else args.rounds
-    # the suite draws the PSF FWHM uniformly in suite.psf_fwhm, and DysmalPy's time
-    # depends on it (its convolution kernel grows with the beam): timed at the
-    # midpoints of 6 equal-probability strata, the mean is its expected time per cube
-    lo, hi = suite.psf_fwhm
-    strata = [lo + (hi - lo) * (k + 0.5) / 6 for k in range(6)]
+    # the suite draws 2R_e/beam log-uniformly (or the FWHM uniformly, suite.psf_fwhm),
+    # and DysmalPy's time depends on the beam (its convolution kernel grows with it):
+    # timed at the midpoints of 6 equal-probability strata, the mean is its expected
+    # time per cube
+    if suite.psf_fwhm is not None:
+        lo, hi = suite.psf_fwhm
+        strata = [lo + (hi - lo) * (k + 0.5) / 6 for k in range(6)]
+    else:
+        xlo, xhi = np.log(suite.x_range())
+        kpc = suite.kpc_per_arcsec()
+        strata = [2 * suite.r_e / (np.exp(xlo + (xhi - xlo) * (k + 0.5) / 6) * kpc) for k in range(6)]
     tmp = Path(tempfile.mkdtemp(prefix="jaxgrad_suite_"))
     mocks.run_suite(suite, chunk, tmp / "warm", seed=0, chunk_size=chunk, progress=False)  # compile
     walls, cpus, dys_rounds = [], [], []

@@ -174,11 +174,12 @@ def _cmd_mocks(args) -> int:
                             title=f"beam smearing: {len(results['index'])} mocks")
     png = Path(args.png) if args.png else out / "mock_curves.png"
     fig.savefig(png)
-    print(f"{len(results['index'])} mocks; curves per |∇Z| written to {csv_path} and {png}")
+    print(f"{len(results['index'])} mocks; binned curves per |∇Z| written to {csv_path} and {png}")
     for a, c in sorted(curves.items()):
-        xs = np.array([1.0, 2.5, 4.5])
-        print(f"  |∇Z| = {a:.2f}: ratio at 2R_e/beam = 1.0, 2.5, 4.5 -> "
-              + ", ".join(f"{v:.2f}" for v in c.ratio(xs)) + f"  (n = {c.n})")
+        print(f"  |∇Z| = {a:.2f} ({c.n_total} mocks), median ratio ± bootstrap per bin of 2R_e/beam:")
+        for xc, n, med, err in zip(c.x_center, c.n, c.median, c.median_err, strict=True):
+            if np.isfinite(med):
+                print(f"    x = {xc:5.2f}: {med:.3f} ± {err:.3f}  (n = {n})")
     return 0
 
 

@@ -1,12 +1,12 @@
 """Emission-line catalogue: stable names, vacuum rest wavelengths and fixed ratios.
 
-Wavelengths are vacuum, in Angstrom (the SDSS values quoted in SCIENCE.md §2).
+Wavelengths are vacuum, in Angstrom (the SDSS values quoted in docs/science.md §2).
 A line is referred to by a stable name such as ``"OIII_5008"``, ``"Hb"`` or
 ``"OII_3727_30"`` (the [OII] doublet, modelled as two components).
 
 Fixed ratios:
-  * [OIII]5008/4960 = 2.98 and [NII]6585/6550 = 3.071 (atomic physics; SCIENCE.md §2).
-  * Case-B Balmer decrement Hα/Hβ = 2.86 (T = 10^4 K; SCIENCE.md §2); Hγ/Hβ = 0.468 and
+  * [OIII]5008/4960 = 2.98 and [NII]6585/6550 = 3.071 (atomic physics; docs/science.md §2).
+  * Case-B Balmer decrement Hα/Hβ = 2.86 (T = 10^4 K; docs/science.md §2); Hγ/Hβ = 0.468 and
     Hδ/Hβ = 0.259 (case B, T = 10^4 K, n_e = 10^2 cm^-3; Osterbrock & Ferland 2006, Table 4.2).
   * Doublet splits inside a blended line (used only to place the two components of
     a blend in a cube): [OII]3730/3727 = 1.5 and [SII]6718/6733 = 1.45, the low-density

@@ -1,6 +1,6 @@
 """Median stacking of line-flux maps and the metallicity gradient of the stack (Paper B).
 
-Paper B (Li et al.; SCIENCE.md §8) median-stacks the line maps of many galaxies, each
+Paper B (Li et al.; docs/science.md §8) median-stacks the line maps of many galaxies, each
 centred on its emission centroid and weighted by its [OIII] flux, takes bootstrap errors
 over galaxies, sums the stack in five circular annuli out to 0.42″, and turns the
 annulus line ratios into 12+log(O/H) and a gradient. Its mock tests show that the stack

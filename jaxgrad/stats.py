@@ -1,4 +1,4 @@
-"""Population statistics for samples of metallicity gradients (SCIENCE.md §8).
+"""Population statistics for samples of metallicity gradients (docs/science.md §8).
 
 Median with a bootstrap error, Kendall's τ with bootstrap and jack-knife intervals, 1D and
 2D Kolmogorov–Smirnov tests, the Theil–Sen slope, linear regression with errors on both

@@ -73,7 +73,7 @@ class GalaxyParams(NamedTuple):
     lsf_sigma: jax.Array
 
 
-# Paper A's mock-suite galaxy (SCIENCE.md §7), a sensible default.
+# Paper A's mock-suite galaxy (docs/science.md §7), a sensible default.
 DEFAULTS = dict(
     logoh0=8.0, grad_z=0.0, av=0.0, av_grad=0.0, logu=-2.5, logu_grad=0.0,
     flux_hb=100.0, r_e=2.0, sersic_n=1.0, x0=0.0, y0=0.0, pa=0.0, inc=20.0,

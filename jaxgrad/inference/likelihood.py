@@ -9,7 +9,7 @@ forward model, so beam smearing is inside the likelihood) and observed flux d ±
 ``s_l`` is the calibration's intrinsic scatter propagated to line l (dex): the
 quadrature sum of the scatters of the diagnostics that predict the line from Hβ
 (:meth:`Calibration.line_recipe`), zero for Balmer lines. This is Paper B's term
-(Li et al., SCIENCE.md §5): the scatter of the ratio R_l = f_l/f_Hβ enters as a
+(Li et al., docs/science.md §5): the scatter of the ratio R_l = f_l/f_Hβ enters as a
 variance f_Hβ² σ_{R_l}² with σ_{R_l} = R_l s_l ln 10 — a log-normal scatter linearised
 in flux — treated as independent from pixel to pixel and line to line, which keeps
 high-S/N pixels from over-weighting a calibration that is only good to ~0.1–0.2 dex.

@@ -2,7 +2,7 @@
 
 :func:`simulate_galaxy` renders the forward model and adds Gaussian noise of one
 constant σ for all lines, set so that the brightest line has mean S/N ``snr`` within
-R_e (the convention of Paper A's mock suite, SCIENCE.md §7). Optionally an intrinsic
+R_e (the convention of Paper A's mock suite, docs/science.md §7). Optionally an intrinsic
 calibration scatter is simulated too (``sigma_ln``): each model flux is multiplied by
 exp(s ln10 · N(0, 1)) independently per pixel and line — the log-normal scatter the
 likelihood's scatter term linearises.

@@ -7,13 +7,33 @@
     curves = mocks.fit_curves(mocks.load_results("suite"))
 """
 
-from jaxgrad.mocks.curves import Curve, correct, curves_table, fit_curves, plot_curves, write_curves_csv
-from jaxgrad.mocks.generate import MockBatch, draw_params, generate, generate_one, model_spec
+from jaxgrad.mocks.curves import (
+    Curve,
+    correct,
+    curves_table,
+    fit_curves,
+    load_curves_csv,
+    plot_curves,
+    write_curves_csv,
+)
+from jaxgrad.mocks.generate import (
+    MockBatch,
+    draw_params,
+    generate,
+    generate_one,
+    model_spec,
+)
 from jaxgrad.mocks.spec import PAPER_A, SuiteSpec, resolve
-from jaxgrad.mocks.suite import batch_sharding, load_results, read_chunk, run_suite, truth_columns
+from jaxgrad.mocks.suite import (
+    batch_sharding,
+    load_results,
+    read_chunk,
+    run_suite,
+    truth_columns,
+)
 
 __all__ = [
     "PAPER_A", "Curve", "MockBatch", "SuiteSpec", "batch_sharding", "correct", "curves_table", "draw_params",
-    "fit_curves", "generate", "generate_one", "load_results", "model_spec", "plot_curves", "read_chunk",
+    "fit_curves", "generate", "generate_one", "load_curves_csv", "load_results", "model_spec", "plot_curves", "read_chunk",
     "resolve", "run_suite", "truth_columns", "write_curves_csv",
 ]

@@ -30,6 +30,8 @@ class MockBatch(NamedTuple):
         sigma: per-mock constant noise σ ``[B]`` (same unit as data).
         snr: drawn target S/N ``[B]``.
         two_re_over_beam: 2 R_e / PSF FWHM ``[B]``.
+        extent_kpc: the measured extent r_ext(∇Z) ``[B]``, kpc (annuli beyond it are not
+            used; see :mod:`jaxgrad.mocks.spec`).
     """
 
     index: jax.Array
@@ -38,6 +40,7 @@ class MockBatch(NamedTuple):
     sigma: jax.Array
     snr: jax.Array
     two_re_over_beam: jax.Array
+    extent_kpc: jax.Array
 
 
 @lru_cache(maxsize=16)
@@ -54,13 +57,18 @@ def draw_params(suite: SuiteSpec, key, index):
     """Truth parameters and S/N of mock ``index`` (traceable; scalar outputs)."""
     k = jax.random.fold_in(key, index)
     k_psf, k_snr, k_grad, _ = jax.random.split(k, 4)
-    psf = jax.random.uniform(k_psf, (), minval=suite.psf_fwhm[0], maxval=suite.psf_fwhm[1])
+    if suite.psf_fwhm is not None:  # uniform FWHM: 2R_e/beam has density ∝ 1/x²
+        psf = jax.random.uniform(k_psf, (), minval=suite.psf_fwhm[0], maxval=suite.psf_fwhm[1])
+    else:  # log-uniform 2R_e/beam
+        x_lo, x_hi = suite.x_range()
+        x = jnp.exp(jax.random.uniform(k_psf, (), minval=np.log(x_lo), maxval=np.log(x_hi)))
+        psf = 2.0 * suite.r_e / (x * suite.kpc_per_arcsec())
     snr = jax.random.uniform(k_snr, (), minval=suite.snr[0], maxval=suite.snr[1])
     if suite.grad_values:
         grad = jax.random.choice(k_grad, jnp.asarray(suite.grad_values, psf.dtype))
     else:
         grad = jax.random.uniform(k_grad, (), minval=suite.grad_range[0], maxval=suite.grad_range[1])
-    z0 = suite.z_center() - grad * suite.profile_radius_re * suite.r_e / 2.0
+    z0 = suite.z0_for(grad)
     base = make_params(logoh0=0.0, grad_z=0.0, av=suite.av, logu=suite.logu, flux_hb=suite.flux_hb,
                        r_e=suite.r_e, sersic_n=suite.sersic_n, pa=suite.pa, inc=suite.inc,
                        vmax=suite.vmax, r_t=suite.r_t, sigma0=suite.sigma0, z=suite.z,
@@ -97,7 +105,7 @@ def _one(suite: SuiteSpec, key, index):
     data = clean + sigma * noise
     beam_kpc = p.psf_fwhm * suite.kpc_per_arcsec()
     return MockBatch(index=index, params=p, data=data, sigma=sigma, snr=snr,
-                     two_re_over_beam=2.0 * suite.r_e / beam_kpc)
+                     two_re_over_beam=2.0 * suite.r_e / beam_kpc, extent_kpc=suite.extent_kpc(p.grad_z))
 
 
 def _window_of(spec: ModelSpec, line: str) -> int:

@@ -1,8 +1,24 @@
-"""Declarative description of a beam-smearing mock suite (Paper A, SCIENCE.md §7).
+"""Declarative description of a beam-smearing mock suite (Paper A, docs/science.md §7).
 
 A :class:`SuiteSpec` fixes everything but the random draws; mock ``i`` of a suite is fully
 determined by ``(spec, seed, i)`` (see :mod:`jaxgrad.mocks.generate`). Specs round-trip
 through TOML (``SuiteSpec.from_toml`` / ``to_toml``), so a suite on disk carries its spec.
+
+Design decisions (issue 20; ``docs/mock_suite.md`` has the reasoning and the numbers):
+
+* **Beams per galaxy.** 2R_e/beam is drawn log-uniformly over ``two_re_over_beam`` (every
+  factor of 2R_e/beam gets the same number of mocks). A uniform FWHM (``psf_fwhm``) puts a
+  density ∝ 1/x² on x = 2R_e/beam, i.e. very few mocks at large x; it stays available.
+* **The profile stays where the calibration is valid.** For each gradient the measured
+  extent is r_ext(∇Z) = min(``max_radius_re`` R_e, W / |∇Z|) with W the width of the
+  intersection of the used diagnostics' valid ranges less ``range_margin`` dex at each
+  end; Z0 centres the profile over [0, r_ext] in that interval, so the intrinsic profile
+  is inside every diagnostic's range over the whole measured extent (as Paper A states for
+  its mocks). ``range_policy="cut"`` (default) drops annuli beyond r_ext;
+  ``"refuse"`` raises unless every gradient fits inside over ``max_radius_re`` R_e.
+* **The per-annulus summary** is ``estimator`` (posterior mode by default: the median of a
+  posterior that is truncated by a range edge, or bimodal on a double-valued calibration,
+  is pulled towards the middle of the range).
 """
 
 from __future__ import annotations
@@ -18,6 +34,9 @@ import numpy as np
 from jaxgrad import calibrations as _cal
 from jaxgrad import lines as _lines
 
+ESTIMATORS = ("mode", "median", "mean")
+PAPER_A_X = (0.6, 6.4)  # Paper A's 2R_e/beam range (Table 4)
+
 
 @dataclass(frozen=True)
 class SuiteSpec:
@@ -30,17 +49,26 @@ class SuiteSpec:
         z, r_e (kpc), sersic_n, sigma0 (km/s), inc (deg), pa (deg), vmax (km/s), r_t (kpc):
             fixed galaxy properties.
         ny, nx, pixel_scale (arcsec): the field.
-        psf_fwhm: (min, max) of the circular Gaussian PSF FWHM (arcsec), drawn uniformly.
+        two_re_over_beam: (min, max) of 2 R_e / PSF FWHM, drawn log-uniformly (the
+            default when neither this nor ``psf_fwhm`` is given: Paper A's 0.6–6.4).
+        psf_fwhm: (min, max) of the circular Gaussian PSF FWHM (arcsec), drawn uniformly
+            instead (then x = 2R_e/beam has density ∝ 1/x²); give one of the two.
         lsf_sigma (km/s), channel_kms, n_chan_per_line: spectral set-up (cube mode).
         snr: (min, max) of the mean per-pixel S/N within R_e in the brightest [OIII]
             channel (cube) or in the [OIII] map (maps), drawn uniformly.
         grad_values: intrinsic gradients (dex/kpc) drawn with equal probability; an
             empty tuple means uniform in ``grad_range``.
         grad_range: (min, max) for uniform gradients.
-        logoh_center: 12+log(O/H) at the middle of the measured radii; Z0 is set so the
-            profile over [0, ``profile_radius_re`` R_e] is centred there. None: the centre
-            of the intersection of the valid ranges of the diagnostics used.
-        profile_radius_re: see above.
+        logoh_center: 12+log(O/H) at the middle of the measured extent; Z0 is set so the
+            profile over [0, r_ext] is centred there. None: the centre of the
+            intersection of the valid ranges of the diagnostics used.
+        max_radius_re: the largest measured radius, in R_e (annuli beyond are not used).
+        range_margin: dex kept free at each end of the valid interval.
+        range_policy: ``"cut"`` (annuli beyond r_ext(∇Z) are not used) or ``"refuse"``
+            (ValueError unless every gradient's profile stays inside over
+            ``max_radius_re`` R_e).
+        estimator: per-annulus summary of Method I's posterior used for the gradient:
+            ``"mode"``, ``"median"`` or ``"mean"`` (all three are stored).
         lines, calibration: the lines (set relative to each other by the calibration).
         av, logu: dust (mag) and log U (fixed; the Paper A suite is dust-free).
         oversample: model sub-pixels per pixel.
@@ -58,7 +86,8 @@ class SuiteSpec:
     ny: int = 64
     nx: int = 64
     pixel_scale: float = 0.05
-    psf_fwhm: tuple[float, float] = (0.1, 1.0)
+    two_re_over_beam: tuple[float, float] | None = None
+    psf_fwhm: tuple[float, float] | None = None
     lsf_sigma: float = 125.0
     channel_kms: float = 106.0
     n_chan_per_line: int = 12
@@ -66,36 +95,127 @@ class SuiteSpec:
     grad_values: tuple[float, ...] = (-0.2, -0.1, -0.05, 0.05, 0.1, 0.2)
     grad_range: tuple[float, float] = (-0.2, 0.2)
     logoh_center: float | None = None
-    profile_radius_re: float = 2.0
-    lines: tuple[str, ...] = ("OII_3727_30", "NeIII_3870", "Hb", "OIII_5008")
-    calibration: str = "sanders24"
+    max_radius_re: float = 5.0
+    range_margin: float = 0.05
+    range_policy: str = "cut"
+    estimator: str = "mode"
+    lines: tuple[str, ...] = ("OII_3727_30", "Hb", "OIII_5008")
+    calibration: str = "sanders25"
     av: float = 0.0
     logu: float = -2.5
     oversample: int = 1
     flux_hb: float = 100.0
-    notes: str = field(default="Paper A (Lee et al.) beam-smearing suite, SCIENCE.md §7", compare=False)
+    notes: str = field(default="Paper A (Lee et al.) beam-smearing suite, docs/science.md §7", compare=False)
 
     def __post_init__(self):
         if self.mode not in ("cube", "maps"):
             raise ValueError(f"mode must be 'cube' or 'maps', got {self.mode!r}")
-        for name in ("psf_fwhm", "snr", "grad_range", "grad_values", "lines"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("psf_fwhm", "two_re_over_beam", "snr", "grad_range", "grad_values", "lines"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         _lines.validate(self.lines)
         _cal.get(self.calibration).check_lines(self.lines)
         if "OIII_5008" not in self.lines:
             raise ValueError("the suite needs OIII_5008 (S/N is defined on it)")
-        lo, hi = self.psf_fwhm
-        if not (0 < lo <= hi):
-            raise ValueError(f"psf_fwhm must be (min, max) with 0 < min <= max, got {self.psf_fwhm}")
-        if not (0 < self.snr[0] <= self.snr[1]):
-            raise ValueError(f"snr must be (min, max) with 0 < min <= max, got {self.snr}")
+        if self.psf_fwhm is not None and self.two_re_over_beam is not None:
+            raise ValueError("give either two_re_over_beam (log-uniform) or psf_fwhm (uniform FWHM), not both")
+        for name in ("psf_fwhm", "two_re_over_beam", "snr"):
+            v = getattr(self, name)
+            if v is not None and not (len(v) == 2 and 0 < v[0] <= v[1] < np.inf):
+                raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {v}")
+        for name in ("r_e", "sersic_n", "z", "flux_hb", "pixel_scale", "max_radius_re", "sigma0"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+        if not (0.0 <= self.inc < 85.0):
+            raise ValueError(f"inc must be in [0, 85) degrees (thin disk seen at an angle), got {self.inc!r}")
+        if not (np.isfinite(self.av) and 0.0 <= self.av <= 10.0):
+            raise ValueError(f"av must be in [0, 10] mag, got {self.av!r}")
+        self._validate_physics()
+        if self.range_policy not in ("cut", "refuse"):
+            raise ValueError(f"range_policy must be 'cut' or 'refuse', got {self.range_policy!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        lo, hi = self.valid_interval()
+        if not (0 <= self.range_margin and hi - lo - 2 * self.range_margin > 0):
+            raise ValueError(f"range_margin {self.range_margin!r} dex leaves nothing of the valid interval "
+                             f"[{lo}, {hi}]")
+        zc = self.z_center()
+        if not (lo + self.range_margin <= zc <= hi - self.range_margin):
+            raise ValueError(f"logoh_center {zc!r} lies outside the valid interval [{lo}, {hi}] "
+                             f"(less range_margin {self.range_margin})")
+        if self.range_policy == "refuse":
+            g = self.max_abs_grad()
+            r = self.max_radius_re * self.r_e
+            room = self.room_dex()
+            if g * r > room:
+                raise ValueError(
+                    f"with |grad_z| = {g} dex/kpc the profile spans {g * r:.3f} dex over the measured "
+                    f"extent [0, {r:g}] kpc (max_radius_re = {self.max_radius_re} R_e) but the valid "
+                    f"interval of {self.calibration} {self.diagnostics()} leaves {room:.3f} dex: it would leave "
+                    f"the range at {room / g:.2f} kpc. Lower max_radius_re to <= {room / g / self.r_e:.2f}, "
+                    "the gradients, or use range_policy='cut'")
+
+    def _validate_physics(self) -> None:
+        """The forward model's own parameter checks on the suite's fixed values (one
+        validation path for the API, ``jaxgrad fit`` and ``jaxgrad mocks run``)."""
+        from jaxgrad.forward import ModelSpec, make_params, validate_params
+
+        k = self.kpc_per_arcsec()
+        x_lo, x_hi = self.x_range()
+        p = make_params(logoh0=self.z_center(), grad_z=0.0, av=self.av, logu=self.logu, flux_hb=self.flux_hb,
+                        r_e=self.r_e, sersic_n=self.sersic_n, pa=self.pa, inc=self.inc, vmax=self.vmax,
+                        r_t=self.r_t, sigma0=self.sigma0, z=self.z, lsf_sigma=self.lsf_sigma,
+                        psf_fwhm=[2 * self.r_e / (x_hi * k), 2 * self.r_e / (x_lo * k)])
+        spec = ModelSpec(lines=self.lines, calibration=self.calibration, ny=self.ny, nx=self.nx,
+                         pixel_scale=self.pixel_scale, oversample=self.oversample, range_check="off")
+        try:
+            validate_params(p, spec)
+        except ValueError as e:
+            raise ValueError(f"suite spec: {e}") from None
 
     # ------------------------------------------------------------------ derived
+    def diagnostics(self) -> tuple[str, ...]:
+        """The diagnostics the forward model sets the lines with (and the suite measures)."""
+        return tuple(_cal.get(self.calibration).diagnostics_for_lines(self.lines))
+
     def valid_interval(self) -> tuple[float, float]:
         """Intersection of the valid ranges of the diagnostics the lines use."""
         cal = _cal.get(self.calibration)
-        rngs = [cal.search_range(d) for d in cal.diagnostics_for_lines(self.lines)]
+        rngs = [cal.search_range(d) for d in self.diagnostics()]
         return max(r[0] for r in rngs), min(r[1] for r in rngs)
+
+    def max_abs_grad(self) -> float:
+        g = self.grad_values if self.grad_values else self.grad_range
+        return float(max(abs(v) for v in g))
+
+    def x_range(self) -> tuple[float, float]:
+        """(min, max) of 2R_e/beam the suite covers."""
+        if self.psf_fwhm is not None:
+            k = self.kpc_per_arcsec()
+            return 2 * self.r_e / (self.psf_fwhm[1] * k), 2 * self.r_e / (self.psf_fwhm[0] * k)
+        return tuple(self.two_re_over_beam or PAPER_A_X)
+
+    def room_dex(self) -> float:
+        """Span of 12+log(O/H) a profile centred on :meth:`z_center` may cover, dex."""
+        lo, hi = self.valid_interval()
+        zc = self.z_center()
+        return 2 * min(zc - lo, hi - zc) - 2 * self.range_margin
+
+    def extent_kpc(self, grad):
+        """Measured extent r_ext(∇Z), kpc (JAX array; see the module docstring)."""
+        import jax.numpy as jnp
+
+        rmax = self.max_radius_re * self.r_e
+        g = jnp.abs(jnp.asarray(grad, float))
+        if self.range_policy == "refuse":
+            return jnp.full(g.shape, rmax, g.dtype)
+        room = self.room_dex()
+        return jnp.where(g * rmax > room, room / jnp.maximum(g, 1e-30), rmax).astype(g.dtype)
+
+    def z0_for(self, grad):
+        """Z0 that centres the profile over [0, r_ext(∇Z)] on :meth:`z_center`."""
+        return self.z_center() - grad * self.extent_kpc(grad) / 2.0
 
     def z_center(self) -> float:
         if self.logoh_center is not None:

@@ -64,6 +64,7 @@ def truth_columns(batch: MockBatch) -> dict[str, np.ndarray]:
         "two_re_over_beam": np.asarray(batch.two_re_over_beam),
         "snr": np.asarray(batch.snr),
         "sigma": np.asarray(batch.sigma),
+        "extent_kpc": np.asarray(batch.extent_kpc),
     }
 
 

@@ -1,6 +1,6 @@
 """Flat ΛCDM angular scale in JAX (traceable in z), checked against astropy.
 
-Both papers use H0 = 70 km/s/Mpc, Ωm = 0.3 (SCIENCE.md §1). The comoving distance is a
+Both papers use H0 = 70 km/s/Mpc, Ωm = 0.3 (docs/science.md §1). The comoving distance is a
 64-node Gauss–Legendre integral of 1/E(z), accurate to < 1e-10 relative for z < 20 and
 differentiable in z. For another cosmology at the API edge, use
 :func:`jaxgrad.units.kpc_per_arcsec`, which calls astropy.

@@ -1,6 +1,6 @@
 """Observer pipeline: measure metallicity gradients from cubes and line maps as the papers do.
 
-Paper A's chain (Lee et al.; SCIENCE.md §5–§7) and Paper B's alternatives (Li et al.):
+Paper A's chain (Lee et al.; docs/science.md §5–§7) and Paper B's alternatives (Li et al.):
 
 * :mod:`~jaxgrad.pipeline.geometry` — centre, b/a, PA from a 2-D Gaussian fit (vmappable);
 * :mod:`~jaxgrad.pipeline.psf_match` — PSF homogenisation to the reddest line's PSF;

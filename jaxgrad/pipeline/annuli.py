@@ -1,6 +1,6 @@
 """Elliptical annuli, summed fluxes and spectra, error spectra and the outer radius.
 
-Paper A (SCIENCE.md §6): elliptical annuli (the galaxy's axis ratio and PA) one PSF
+Paper A (docs/science.md §6): elliptical annuli (the galaxy's axis ratio and PA) one PSF
 HWHM wide, the HWHM being that of the geometric mean of the two PSF axes; the radius of
 an annulus is (a_in + a_out)/2 on the major axis, which for a thin disk with cos i = b/a
 is the de-projected radius; spectra (cubes) or fluxes (maps) are summed within each

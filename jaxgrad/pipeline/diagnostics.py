@@ -4,7 +4,7 @@ The calibrations (:mod:`jaxgrad.calibrations`) map 12+log(O/H) to a predicted lo
 this module goes the other way round for data: from measured line fluxes to the observed
 log ratio of every diagnostic and its 1σ error (linear propagation, dex).
 
-Definitions (SCIENCE.md §2; jaxgrad's R3 and O32 use [OIII]5008 alone):
+Definitions (docs/science.md §2; jaxgrad's R3 and O32 use [OIII]5008 alone):
 
 =========  =====================================================  ==========================
 name       ratio                                                  lines needed

@@ -1,7 +1,7 @@
 """Galaxy geometry from data: a 2-D Gaussian fit to the brightest line map (traceable).
 
 Paper A takes the centre, axis ratio and position angle of each galaxy from a 2-D
-Gaussian fitted to its brightest line map ([OIII]5008 or Hα) (SCIENCE.md §6). Here the
+Gaussian fitted to its brightest line map ([OIII]5008 or Hα) (docs/science.md §6). Here the
 fit is a fixed number of Levenberg–Marquardt (damped Gauss–Newton) steps in JAX, started
 from the flux-weighted moments, so it jit-compiles once and vmaps over galaxies.
 

@@ -1,6 +1,6 @@
 """Straight-line fits of 12+log(O/H) against radius through a set of bins (traceable).
 
-``log Z(r) = Z0 + ∇Z r`` with r in kpc and ∇Z in dex/kpc (SCIENCE.md §1). Bins enter with
+``log Z(r) = Z0 + ∇Z r`` with r in kpc and ∇Z in dex/kpc (docs/science.md §1). Bins enter with
 a validity mask so a fixed maximum number of bins can be vmapped over galaxies.
 
 * :func:`wls_gradient` — weighted least squares (closed form, exact posterior of a flat

@@ -1,6 +1,6 @@
 """Emission-line fitting of 1-D spectra (summed annuli, bins or spaxels), traceable.
 
-Paper A's recipe (SCIENCE.md §6): one Gaussian per line on a linear baseline; all lines
+Paper A's recipe (docs/science.md §6): one Gaussian per line on a linear baseline; all lines
 share one redshift (allowed to move ±2 channels from the input redshift) and one width
 (±5 channels about its initial value); doublets tied at their fixed ratios ([OIII]
 5008/4960 = 2.98, [NII] 6585/6550 = 3.071; the [OII] and [SII] blends keep the component

@@ -3,7 +3,7 @@
 Three estimators, all pure functions of one bin's fluxes (vmap them over bins and
 galaxies):
 
-* **Method I** (Paper A, SCIENCE.md §5): every available diagnostic at once,
+* **Method I** (Paper A, docs/science.md §5): every available diagnostic at once,
   χ²(Z) = Σ_d (y_d − P_d(Z))² / (σ_d² + s_d²) with y_d the (dust-corrected) observed log
   ratio, σ_d its measurement error, s_d the calibration's intrinsic scatter and P_d the
   calibration. :func:`method1_grid` evaluates the exact posterior (flat prior) on a dense
@@ -53,6 +53,8 @@ __all__ = [
     "deredden",
     "observed_diagnostics",
     "method1_grid",
+    "method1_fisher_err",
+    "method1_flags",
     "method2_inversion",
     "paper_b_loglike",
 ]
@@ -439,6 +441,56 @@ def method1_grid(flux, err, spec: MetallicitySpec, av_fallback=0.0) -> Method1Re
         err=m(0.5 * (hi - lo)), measurable=measurable, used=use, avail=avail,
         support=jnp.stack([m(s_lo), m(s_hi)]), y=y, sy=sy, av=av, av_measured=av_meas,
         logpost=jnp.where(bad, -jnp.inf, logpost))
+
+
+def method1_fisher_err(m1: Method1Result, spec: MetallicitySpec, logoh):
+    """1σ of 12+log(O/H) at ``logoh`` from the likelihood's curvature alone (traceable).
+
+    σ⁻² = Σ_d P_d'(Z)² / (σ_d² + s_d²) over the diagnostics Method I used (Gauss–Newton):
+    the width an unbounded inversion gives, independent of the valid-range truncation
+    (a posterior against a range edge is narrower than the data make it; weighting a
+    gradient fit by that width lets edge bins dominate). +inf where nothing constrains.
+    """
+    dtype = jnp.result_type(logoh, float)
+    if spec.n_diag == 0:
+        return jnp.full(jnp.shape(logoh), jnp.inf, dtype)
+    cal = _cal.get(spec.calibration)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
+        slopes = jnp.stack([jax.grad(lambda t, d=d: cal.predict(d, t))(jnp.asarray(logoh, dtype))
+                            for d in spec.diagnostics])
+    var = m1.sy**2 + jnp.asarray(spec.scatter, dtype) ** 2
+    info = jnp.sum(jnp.where(m1.used, slopes**2 / var, 0.0))
+    return jnp.where(info > 0, 1.0 / jnp.sqrt(jnp.where(info > 0, info, 1.0)), jnp.inf)
+
+
+def method1_flags(m1: Method1Result, spec: MetallicitySpec, threshold: float = 2.0):
+    """Whether a Method I posterior is a measurement one can summarise (traceable).
+
+    Returns (saturated, truncated, multimodal):
+
+    * ``saturated`` — the mode lies in the grid cell at an edge of the support (the
+      likelihood peaks outside the valid range: no summary of it is a measurement);
+    * ``truncated`` — the log density at an edge is within ``threshold`` of its peak (the
+      edge cuts the posterior inside ~2σ);
+    * ``multimodal`` — a second local maximum within ``threshold`` of the peak (e.g. a
+      double-valued R3 with nothing to pick its branch: mode, median and mean are each
+      a different wrong answer).
+    """
+    zg, dz = z_grid(spec, jnp.result_type(m1.mode, float))
+    lo, hi = m1.support[0], m1.support[1]
+    saturated = (m1.mode - lo < dz) | (hi - m1.mode < dz)
+    near = (jnp.abs(zg - lo) < dz) | (jnp.abs(zg - hi) < dz)
+    lp = jnp.where(jnp.isfinite(m1.logpost), m1.logpost, -jnp.inf)
+    peak = jnp.max(lp)
+    edge = jnp.max(jnp.where(near, lp, -jnp.inf))
+    truncated = edge - peak > -threshold
+    left = jnp.concatenate([jnp.full((1,), -jnp.inf, lp.dtype), lp[:-1]])
+    right = jnp.concatenate([lp[1:], jnp.full((1,), -jnp.inf, lp.dtype)])
+    maxima = (lp > left) & (lp >= right) & (lp > peak - threshold)
+    multimodal = jnp.sum(maxima) >= 2
+    ok = m1.measurable
+    return saturated & ok, truncated & ok, multimodal & ok
 
 
 class Method2Result(NamedTuple):

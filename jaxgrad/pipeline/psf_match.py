@@ -1,7 +1,7 @@
 """PSF homogenisation: convolve every channel (or line map) to one target PSF.
 
 Paper A homogenises each cube to the PSF of its reddest used line with a Gaussian kernel
-whose width is the quadrature difference of the two PSFs (SCIENCE.md §6). For Gaussian
+whose width is the quadrature difference of the two PSFs (docs/science.md §6). For Gaussian
 PSFs this is exact: G(Σ_src) ⊗ G(Σ_tgt − Σ_src) = G(Σ_tgt). Elliptical PSFs are handled
 through their covariance matrices; where Σ_tgt − Σ_src is not positive (a source PSF
 broader than the target along some axis) the negative part is clipped to zero, so such

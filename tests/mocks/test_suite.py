@@ -35,19 +35,55 @@ def test_mock_regenerated_alone_equals_batch_member():
 
 
 def test_draws_cover_spec_and_snr_definition():
-    b = mocks.generate(SMALL_MAPS, 0, np.arange(64))
+    b = mocks.generate(SMALL_MAPS, 0, np.arange(400))
     g = np.asarray(b.params.grad_z)
     assert {round(float(v), 3) for v in np.unique(g)} <= {-0.2, -0.1, -0.05, 0.05, 0.1, 0.2}
-    psf = np.asarray(b.params.psf_fwhm)
-    assert psf.min() >= 0.1 and psf.max() <= 1.0
-    # Z0 keeps the profile within the valid interval out to 2 R_e
+    # 2R_e/beam log-uniform over Paper A's 0.6-6.4: each half of the log range holds half the mocks
+    x = np.asarray(b.two_re_over_beam)
+    assert x.min() >= 0.6 - 1e-4 and x.max() <= 6.4 + 1e-4
+    mid = np.sqrt(0.6 * 6.4)
+    assert 160 < np.sum(x < mid) < 240, np.sum(x < mid)
+    k = SMALL_MAPS.kpc_per_arcsec()
+    np.testing.assert_allclose(np.asarray(b.params.psf_fwhm), 2 * SMALL_MAPS.r_e / (x * k), rtol=1e-5)
+    # Z0 keeps the profile inside the valid interval (less the margin) over [0, r_ext]
     z0 = np.asarray(b.params.logoh0)
+    ext = np.asarray(b.extent_kpc)
     lo, hi = SMALL_MAPS.valid_interval()
-    z4 = z0 + g * 4.0
-    assert np.all(np.minimum(z0, z4) >= lo - 1e-5) and np.all(np.maximum(z0, z4) <= hi + 1e-5)
+    assert (lo, hi) == (7.3, 8.6)  # Sanders+25 R3 and O2, Paper A's ranges
+    zend = z0 + g * ext
+    m = SMALL_MAPS.range_margin
+    assert np.all(np.minimum(z0, zend) >= lo + m - 1e-5) and np.all(np.maximum(z0, zend) <= hi - m + 1e-5)
+    # the extent is the full max_radius_re where the profile fits, else where it reaches the edge
+    room = hi - lo - 2 * m
+    np.testing.assert_allclose(ext, np.minimum(SMALL_MAPS.max_radius_re * SMALL_MAPS.r_e, room / np.abs(g)), rtol=1e-5)
     # noise level: mean S/N inside R_e of the noiseless [OIII] map equals the drawn S/N
     clean = mocks.generate(SMALL_MAPS.__class__(**{**SMALL_MAPS.to_dict(), "snr": (1e9, 1e9)}), 0, np.arange(4))
     assert np.all(np.asarray(clean.sigma) < 1e-6)
+
+
+def test_uniform_psf_draws_stay_available():
+    s = mocks.SuiteSpec(mode="maps", ny=24, nx=24, psf_fwhm=(0.1, 1.0))
+    psf = np.asarray(mocks.generate(s, 0, np.arange(64)).params.psf_fwhm)
+    assert psf.min() >= 0.1 and psf.max() <= 1.0
+    with pytest.raises(ValueError, match="not both"):
+        mocks.SuiteSpec(psf_fwhm=(0.1, 1.0), two_re_over_beam=(1, 5))
+
+
+def test_profile_leaving_the_range_is_refused_or_cut():
+    # |grad| 0.2 over 10 kpc spans 2 dex; Sanders+25's R3/O2 interval leaves 1.2 dex
+    with pytest.raises(ValueError, match=r"leave the range at 6.00 kpc"):
+        mocks.SuiteSpec(range_policy="refuse")
+    ok = mocks.SuiteSpec(range_policy="refuse", max_radius_re=2.5, mode="maps", ny=24, nx=24)
+    np.testing.assert_allclose(np.asarray(ok.extent_kpc(np.array([-0.2, 0.05]))), [5.0, 5.0])
+    cut = mocks.SuiteSpec(mode="maps")
+    np.testing.assert_allclose(np.asarray(cut.extent_kpc(np.array([-0.2, 0.1, 0.05]))), [6.0, 10.0, 10.0])
+    # physical parameters go through the forward model's validation
+    for bad, match in (({"r_e": 0.0}, "r_e"), ({"inc": 90.0}, "inc"), ({"z": 0.0}, "z"),
+                       ({"sersic_n": 0.0}, "sersic_n"), ({"flux_hb": -1.0}, "flux_hb"), ({"av": 50.0}, "av"),
+                       ({"logu": 0.0}, "log"), ({"logoh_center": 10.5}, "logoh_center"),
+                       ({"estimator": "max"}, "estimator")):
+        with pytest.raises(ValueError, match=match):
+            mocks.SuiteSpec(**bad)
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path):
@@ -125,20 +161,43 @@ def test_sharded_equals_unsharded(tmp_path):
 
 def test_curves_fit_and_correct_on_synthetic_table(tmp_path):
     rng = np.random.default_rng(0)
-    n = 600
-    x = rng.uniform(0.6, 6.4, n)
+    n = 3000
+    x = np.exp(rng.uniform(np.log(0.6), np.log(6.4), n))
     g = rng.choice([-0.2, -0.1, -0.05, 0.05, 0.1, 0.2], n)
-    true_ratio = 1 - 0.9 * np.exp(-0.6 * x)  # monotonic, -> 1
-    res = {"two_re_over_beam": x, "grad_true": g, "grad_meas": g * true_ratio + rng.normal(0, 0.002, n)}
-    curves = mocks.fit_curves(res)
+
+    def truth(xx):
+        return 1 - 0.9 * np.exp(-0.6 * np.asarray(xx))  # monotonic, -> 1
+
+    res = {"two_re_over_beam": x, "grad_true": g, "grad_meas": g * (truth(x) + rng.normal(0, 0.05, n))}
+    curves = mocks.fit_curves(res, n_bins=8)
     for c in curves.values():
-        np.testing.assert_allclose(c.ratio([1.0, 3.0, 6.0]), 1 - 0.9 * np.exp(-0.6 * np.array([1.0, 3.0, 6.0])), atol=0.03)
+        ok = np.isfinite(c.median)
+        assert c.n_total == np.sum(c.n) and np.all(c.n[ok] >= 3)
+        # medians of the bins: the truth at the bin's median x, within 4 bootstrap errors
+        assert np.all(np.abs(c.median[ok] - truth(c.x_center[ok])) < 4 * c.median_err[ok] + 0.01)
+        assert np.all((c.median_err[ok] > 0.002) & (c.median_err[ok] < 0.03))
+        np.testing.assert_allclose(c.ratio([1.0, 3.0, 5.0]), truth([1.0, 3.0, 5.0]), atol=0.03)
+        # never extrapolated beyond the supported bins
+        assert np.isnan(c.ratio(0.3)) and np.isnan(c.ratio(8.0))
+        assert set(c.per_sign) == {"positive", "negative"}
+    # a bin with fewer than min_n mocks stays in the table but not in the fit
+    keep = (x < 4.5) | (rng.uniform(size=n) < 0.05)
+    sparse = mocks.fit_curves({k: v[keep] for k, v in res.items()}, n_bins=8, x_range=(0.6, 6.4))
+    for c in sparse.values():
+        assert c.n[-1] < 10 and c.fit_range[1] < c.x_lo[-1] and np.isnan(c.ratio(6.0))
     corr, fac = mocks.correct(np.array([0.05, -0.1]), np.array([2.0, 4.0]), curves=curves)
-    np.testing.assert_allclose(corr, [0.05, -0.1] / (1 - 0.9 * np.exp(-0.6 * np.array([2.0, 4.0]))), rtol=0.05)
+    np.testing.assert_allclose(corr, [0.05, -0.1] / truth(np.array([2.0, 4.0])), rtol=0.05)
+    with pytest.warns(UserWarning, match="outside the range"):
+        corr, _ = mocks.correct(np.array([0.05, 0.05]), np.array([2.0, 20.0]), curves=curves)
+    assert np.isfinite(corr[0]) and np.isnan(corr[1])
     path = mocks.write_curves_csv(curves, tmp_path / "c.csv")
     lines = path.read_text().splitlines()
-    assert lines[0] == "abs_grad,two_re_over_beam,ratio_fit,ratio_median"
-    assert len(lines) == 1 + 3 * 59
+    assert lines[0] == "abs_grad,sign,x_lo,x_hi,x_center,n,ratio_median,ratio_median_err,ratio_p16,ratio_p84,ratio_fit"
+    assert len(lines) == 1 + 3 * 3 * 8  # classes x (all, positive, negative) x bins
+    back = mocks.load_curves_csv(path)
+    for a, c in curves.items():
+        np.testing.assert_array_equal(back[a].n, c.n)
+        np.testing.assert_allclose(back[a].ratio([1.0, 3.0]), c.ratio([1.0, 3.0]), rtol=1e-4)
     fig = mocks.plot_curves(res, curves)
     fig.savefig(tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000

@@ -208,3 +208,35 @@ def test_paper_b_numpyro_recovers_metallicity_and_dust(spec6):
     for k, truth in (("logoh", zs), ("av", 0.5), ("f_hb", 100.0)):
         sd = 0.5 * (res.hi[k] - res.lo[k])
         assert np.all(np.abs(res.median[k] - truth) < 2.0 * sd), k
+
+
+def test_method1_flags_and_fisher_width_sanders25():
+    """R3 alone is two-peaked on the lower/upper branch (flagged); R3 + O2 is not; a ratio
+    beyond what the range allows saturates at the edge; the Fisher width equals the analytic
+    s / |P'(Z)| of a single diagnostic (float64 NumPy derivative of the public coefficients)."""
+    cal = jg.calibrations.get("sanders25")
+    lines = ("OII_3727_30", "Hb", "OIII_5008")
+    spec, _ = M.make_metallicity_spec(lines, "sanders25", diagnostics=("O2", "R3"), warn=False)
+    z_true = 7.6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lr = np.asarray(cal.line_log_ratios(lines, z_true), float)
+    f = 100.0 * 10 ** lr
+    e = np.full(3, 1e-3)
+    flags = jax.jit(lambda m: M.method1_flags(m, spec))
+    both = M.method1_grid(f, e, spec)
+    assert not any(bool(v) for v in flags(both))
+    r3_only = M.method1_grid(f, np.array([np.inf, 1e-3, 1e-3]), spec)  # [OII] missing
+    sat, trunc, multi = (bool(v) for v in flags(r3_only))
+    assert multi and not sat
+    # the Fisher width of R3 alone at the truth: s_R3 / |dR3/dZ|
+    dg = cal.diagnostic("R3")
+    p = np.polynomial.Polynomial(dg.coeffs)(np.polynomial.Polynomial([-dg.x_offset, 1.0]))
+    want = cal.scatter("R3") / abs(p.deriv()(z_true))
+    got = float(M.method1_fisher_err(r3_only, spec, jnp.asarray(z_true)))
+    np.testing.assert_allclose(got, want, rtol=1e-3)
+    # an O2 far below the range's lowest value: the mode sits in the edge cell
+    low = f.copy()
+    low[0] = f[1] * 10 ** -2.5
+    sat, trunc, _ = (bool(v) for v in flags(M.method1_grid(low, e, spec)))
+    assert sat and trunc
