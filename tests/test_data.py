@@ -19,3 +19,16 @@ def test_tables_load_with_string_ids_and_published_median():
 def test_unknown_table():
     with pytest.raises(ValueError, match="shipped tables"):
         data.load_table("cristal_t9")
+
+
+def test_shipped_mock_curves_are_the_committed_suite_result():
+    """The demo's correction curves (package data) are the committed suite's CSV, unchanged."""
+    from pathlib import Path
+
+    from jaxgrad import mocks
+
+    committed = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "mock_curves.csv"
+    assert data.path("mock_curves_paper_a").read_text() == committed.read_text()
+    curves = mocks.load_curves_csv(data.path("mock_curves_paper_a"))
+    assert sorted(curves) == [0.05, 0.1, 0.2]
+    assert all(c.n_total > 400 for c in curves.values())

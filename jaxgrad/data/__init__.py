@@ -24,6 +24,9 @@ TABLES = (
     "cristal_t4_mock_params",
     "cristal_tE1_individual_diagnostics",
     "cristal_tE2_azimuthal",
+    # not a CRISTAL table: the beam-smearing curves of jaxgrad's 1500-mock Paper A suite
+    # (a copy of benchmarks/results/mock_curves.csv; read with mocks.load_curves_csv)
+    "mock_curves_paper_a",
 )
 _TEXT = {"id", "cristal_id", "full_name", "class", "class_footnote", "indicator", "line_ratio",
          "parameter", "unit", "value_as_printed", "footnote"}

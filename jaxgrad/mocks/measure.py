@@ -135,6 +135,8 @@ def _measure_fn(suite: SuiteSpec):
             "n_truncated": jnp.sum(inside & truncated, axis=1),
             "r_outer_kpc": jnp.max(jnp.where(use, r, 0.0), axis=1),
             "measurable": main.valid, "annulus_width_arcsec": out.width,
+            # per annulus [B, K] (returned by measure_batch(..., annuli=True); not stored)
+            "annulus_radius_kpc": r, "annulus_logoh": y, "annulus_err": e, "annulus_used": use,
         }
 
     return jax.jit(run)
@@ -146,6 +148,8 @@ def measure_batch_jax(batch: MockBatch, suite: SuiteSpec) -> dict[str, jax.Array
                               batch.extent_kpc)
 
 
-def measure_batch(batch: MockBatch, suite: SuiteSpec) -> dict[str, np.ndarray]:
-    """:func:`measure_batch_jax` returning NumPy arrays (what the suite stores)."""
-    return {k: np.asarray(v) for k, v in measure_batch_jax(batch, suite).items()}
+def measure_batch(batch: MockBatch, suite: SuiteSpec, annuli: bool = False) -> dict[str, np.ndarray]:
+    """:func:`measure_batch_jax` returning NumPy arrays: the per-mock columns a suite
+    stores, plus the per-annulus ``annulus_*`` arrays ``[B, K]`` with ``annuli=True``."""
+    return {k: np.asarray(v) for k, v in measure_batch_jax(batch, suite).items()
+            if annuli or not k.startswith("annulus_")}
