@@ -36,7 +36,6 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.distributions import constraints
 from numpyro.infer.util import potential_energy
 
@@ -179,8 +178,10 @@ def _clean_rows(
 
 def _diagnostics(chains: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
     """Split R-hat and effective sample size of each array of shape [chains, draws]."""
-    r_hat = {k: float(split_gelman_rubin(v)) for k, v in chains.items()}
-    ess = {k: float(effective_sample_size(v)) for k, v in chains.items()}
+    from jaxgrad.inference.sampler import ess_bulk, rhat_rank
+
+    r_hat = {k: float(rhat_rank(v)) for k, v in chains.items()}
+    ess = {k: float(ess_bulk(v)) for k, v in chains.items()}
     return r_hat, ess
 
 

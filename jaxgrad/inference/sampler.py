@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -27,11 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import handlers
-from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_median
 from numpyro.infer.util import constrain_fn, potential_energy
-from scipy.special import ndtri  # scipy: a dependency of jax itself
 
 from jaxgrad._nuts import ChainOutput, nuts_chain, nuts_chains_segmented
 
@@ -286,21 +283,6 @@ def _collect(flat: FlatModel, args: tuple, out: NutsOutput, timings: dict,
 
 
 # ----------------------------------------------------------------- diagnostics
-def _rank_normalise(x: np.ndarray) -> np.ndarray:
-    """Rank-normalised values (Vehtari et al. 2021) of draws ``[C, S, ...]``, ranked over
-    chains and draws for each trailing component; same shape."""
-    flat = np.ascontiguousarray(x.reshape(x.shape[0] * x.shape[1], -1).T)  # [K, N]: rows sort fast
-    n = flat.shape[1]
-    ranks = np.empty(flat.shape)
-    np.put_along_axis(ranks, np.argsort(flat, axis=1, kind="stable"), np.arange(1.0, n + 1), axis=1)
-    return ndtri((ranks.T - 0.375) / (n + 0.25)).reshape(x.shape)
-
-
-def _split(x: np.ndarray) -> np.ndarray:
-    h = x.shape[1] // 2
-    return np.concatenate([x[:, :h], x[:, x.shape[1] - h:]], axis=0)
-
-
 def _per_component(x, fn):
     """Apply ``fn`` to draws ``[C, S, ...]`` of the components that vary (NaN for
     constant ones or fewer than 4 draws): a float for ``[C, S]``, else an array ``[...]``."""
@@ -314,28 +296,29 @@ def _per_component(x, fn):
     return float(out) if out.ndim == 0 else out
 
 
+def _arviz(x, fn: str, method: str):
+    """ArviZ's ``fn`` (``"rhat"`` or ``"ess"``) of draws ``[C, S, K]``, one per component."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = az.convert_to_dataset({"x": np.asarray(x, float)})
+        return np.asarray(getattr(az, fn)(ds, method=method)["x"].values, float)
+
+
 def ess_bulk(x):
     """Bulk effective sample size of draws ``[C, S]`` (or ``[C, S, ...]``, one per
-    trailing component, computed in one pass): split chains, rank-normalised
-    (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021), NumPyro's autocorrelation ESS.
-
-    Antithetic chains can make the autocorrelation sum negative; as in Stan, τ is
-    bounded below by 1/log10(N), i.e. the ESS is capped at N log10(N) (N = C × S).
-    """
-
-    def fn(x):
-        n = x.shape[0] * x.shape[1]
-        ess = np.asarray(effective_sample_size(_rank_normalise(_split(x))), float)
-        cap = n * math.log10(n)
-        return np.where((ess > 0) & (ess < cap), ess, cap)
-
-    return _per_component(x, fn)
+    trailing component): ArviZ's ``ess(method="bulk")`` — split chains, rank-normalised
+    (Vehtari, Gelman, Simpson, Carpenter & Bürkner 2021). NaN for a constant component."""
+    return _per_component(x, lambda x: _arviz(x, "ess", "bulk"))
 
 
 def rhat_rank(x):
-    """Rank-normalised split R-hat of draws ``[C, S]`` (or ``[C, S, ...]``, one per
-    trailing component) (Vehtari et al. 2021)."""
-    return _per_component(x, lambda x: np.asarray(split_gelman_rubin(_rank_normalise(x)), float))
+    """Rank-normalised split R-hat of draws ``[C, S]`` (or ``[C, S, ...]``, one per trailing
+    component): ArviZ's ``rhat(method="rank")``, the larger of the bulk and the folded
+    (tail/scale) R-hat of Vehtari et al. 2021, so chains that differ only in spread are
+    caught too. NaN for a constant component."""
+    return _per_component(x, lambda x: _arviz(x, "rhat", "rank"))
 
 
 def _components(samples: dict, names) -> tuple[list[str], np.ndarray]:
