@@ -150,10 +150,14 @@ def _cmd_fit(args) -> int:
     from jaxgrad.fitconfig import run_fit
 
     res = run_fit(args.config)
-    if "grad_z" in res:
-        lo, hi = res["grad_z_68"]
-        print(f"{res['name']}: ∇Z = {res['grad_z']:+.4f} dex/kpc (68%: {lo:+.4f} … {hi:+.4f}), "
-              f"Z0 = {res['logoh0']:.3f}, divergences {res['divergences']}")
+    if "n_galaxies" not in res:
+        if "grad_z" in res:
+            lo, hi = res["grad_z_68"]
+            gz = f"∇Z = {res['grad_z']:+.4f} dex/kpc (68%: {lo:+.4f} … {hi:+.4f})"
+        else:
+            gz = f"∇Z fixed at {res['grad_z_fixed']:+.4f} dex/kpc"
+        z0 = f"Z0 = {res['logoh0']:.3f}" if "logoh0" in res else f"Z0 fixed at {res['logoh0_fixed']:.3f}"
+        print(f"{res['name']}: {gz}, {z0}, divergences {res['divergences']}")
     else:
         print(f"population of {res['n_galaxies']} galaxies fitted")
     print(f"wrote {', '.join(res['files'])} to {res['out']}/")

@@ -157,9 +157,15 @@ def run_fit(config_path, progress: bool = True) -> dict:
         (out / "summary.txt").write_text(fit.report() + "\n")
         iplots.plot_profile(fit, path=out / "profile.png")
         iplots.plot_corner(fit, path=out / "corner.png")
-        res = {"name": gals[0].name, "grad_z": fit.median("grad_z"), "grad_z_68": list(fit.interval("grad_z")),
-               "logoh0": fit.median("logoh0"), "divergences": int(fit.diagnostics.get("divergences", 0)),
+        res = {"name": gals[0].name, "divergences": int(fit.diagnostics.get("divergences", 0)),
                "files": ["fit.nc", "summary.txt", "profile.png", "corner.png"]}
+        used = fit.map_params
+        for k in ("grad_z", "logoh0"):
+            if k in fit.samples:
+                res[k] = fit.median(k)
+                res[f"{k}_68"] = list(fit.interval(k))
+            else:  # held fixed (by the user or the data's known values): say so
+                res[f"{k}_fixed"] = float(getattr(used, k))
     else:
         covs = {}
         for g in cfg["galaxy"]:

@@ -159,3 +159,14 @@ def test_fit_command_population_prints_progress(tmp_path, capsys):
     assert (tmp_path / "out" / "population.nc").exists()
     assert not (tmp_path / "out" / "nuts_checkpoint.npz").exists()  # removed once the results are written
     assert not list((tmp_path / "out").glob("nuts_checkpoint.*"))  # and its segment files
+
+
+def test_fit_command_with_grad_z_fixed_writes_its_result(tmp_path, capsys):
+    """grad_z held fixed: the fit finishes, result.json says it was fixed (it died with
+    "error: 'grad_z'" after writing the plots, and no result.json)."""
+    cfg = _write_fit_inputs(tmp_path, 60, 40)
+    cfg.write_text(cfg.read_text().replace("known = {", "fixed = { grad_z = -0.05 }\nknown = {"))
+    assert cli.main(["fit", str(cfg)]) == 0
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert res["grad_z_fixed"] == pytest.approx(-0.05) and "grad_z" not in res
+    assert "logoh0" in res and "∇Z fixed at -0.0500" in capsys.readouterr().out

@@ -300,9 +300,13 @@ def _arviz(x, fn: str, method: str):
     """ArviZ's ``fn`` (``"rhat"`` or ``"ess"``) of draws ``[C, S, K]``, one per component."""
     import arviz as az
 
+    x = np.asarray(x, float)
+    if fn == "rhat" and x.shape[0] == 1:  # ArviZ needs two chains: one chain's two halves
+        h = x.shape[1] // 2
+        x = np.stack([x[0, :h], x[0, x.shape[1] - h:]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = az.convert_to_dataset({"x": np.asarray(x, float)})
+        ds = az.convert_to_dataset({"x": x})
         return np.asarray(getattr(az, fn)(ds, method=method)["x"].values, float)
 
 
@@ -317,7 +321,8 @@ def rhat_rank(x):
     """Rank-normalised split R-hat of draws ``[C, S]`` (or ``[C, S, ...]``, one per trailing
     component): ArviZ's ``rhat(method="rank")``, the larger of the bulk and the folded
     (tail/scale) R-hat of Vehtari et al. 2021, so chains that differ only in spread are
-    caught too. NaN for a constant component."""
+    caught too. A single chain is passed to ArviZ as its two halves. NaN for a constant
+    component."""
     return _per_component(x, lambda x: _arviz(x, "rhat", "rank"))
 
 
