@@ -134,14 +134,34 @@ def _cmd_calibrations(args) -> int:
                 print(f"    (coefficients not available: {', '.join(cal.missing)})")
         return 0
     cal = jg.calibrations.get(args.name)
+    lo, hi = cal.search_range(args.diagnostic)
     if args.action == "eval":
+        if args.logu is not None:
+            jg.calibrations.ionisation.check_logu(args.logu, "--logu")
         vals = np.asarray(cal.predict(args.diagnostic, np.asarray(args.values, float), args.logu))
+        outside = 0
         for z, v in zip(args.values, np.atleast_1d(vals), strict=True):
-            print(f"12+log(O/H) = {z:.4f}  ->  log {args.diagnostic} = {float(v):+.4f}")
+            flag = "" if lo <= z <= hi else f"  [EXTRAPOLATED: outside the valid range {lo}-{hi}]"
+            outside += bool(flag)
+            print(f"12+log(O/H) = {z:.4f}  ->  log {args.diagnostic} = {float(v):+.4f}{flag}")
+        if outside:
+            print(f"jaxgrad: warning: {outside} value(s) outside {cal.name} {args.diagnostic}'s valid range "
+                  f"[{lo}, {hi}]: the calibration is not valid there", file=sys.stderr)
         return 0
+    missing = 0
     for v in args.values:
-        roots = cal.invert(args.diagnostic, v, branch=args.branch)
-        print(f"log {args.diagnostic} = {v:+.4f}  ->  12+log(O/H) = {np.round(roots, 4)}")
+        roots = np.atleast_1d(cal.invert(args.diagnostic, v, branch=args.branch))
+        roots = roots[np.isfinite(roots)]
+        if roots.size == 0:
+            missing += 1
+            where = f" on the {args.branch} branch" if args.branch else ""
+            print(f"log {args.diagnostic} = {v:+.4f}  ->  no 12+log(O/H){where} inside the valid range [{lo}, {hi}]")
+        else:
+            print(f"log {args.diagnostic} = {v:+.4f}  ->  12+log(O/H) = {np.round(roots, 4)}")
+    if missing:
+        print(f"jaxgrad: error: {missing} ratio(s) have no solution inside {cal.name} {args.diagnostic}'s "
+              "valid range", file=sys.stderr)
+        return 1
     return 0
 
 

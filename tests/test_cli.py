@@ -170,3 +170,16 @@ def test_fit_command_with_grad_z_fixed_writes_its_result(tmp_path, capsys):
     res = json.loads((tmp_path / "out" / "result.json").read_text())
     assert res["grad_z_fixed"] == pytest.approx(-0.05) and "grad_z" not in res
     assert "logoh0" in res and "∇Z fixed at -0.0500" in capsys.readouterr().out
+
+
+def test_calibrations_outside_the_range_are_flagged_and_no_root_fails(capsys):
+    assert cli.main(["calibrations", "eval", "sanders24", "R3", "10.5", "8.0"]) == 0
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    assert "EXTRAPOLATED" in lines[0] and "EXTRAPOLATED" not in lines[1]
+    assert "1 value(s) outside" in cap.err
+    assert cli.main(["calibrations", "invert", "sanders24", "R3", "2.0"]) == 1
+    cap = capsys.readouterr()
+    assert "no 12+log(O/H)" in cap.out and "[]" not in cap.out and "no solution" in cap.err
+    assert cli.main(["calibrations", "eval", "sanders24", "R3", "8.0", "--logu", "0"]) != 0
+    assert "--logu" in capsys.readouterr().err
