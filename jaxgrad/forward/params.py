@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxgrad import calibrations as _cal
 from jaxgrad import lines as _lines
+from jaxgrad import units as _units
 from jaxgrad.instrument import grid as _grid
 from jaxgrad.instrument import psf as _psf
 from jaxgrad.physics import dust as _dust
@@ -85,12 +86,16 @@ DEFAULTS = dict(
 def make_params(dtype=None, **kwargs) -> GalaxyParams:
     """Build :class:`GalaxyParams` from keyword values, defaults for the rest.
 
-    Values may be scalars or 1-D arrays of one common length (a batch). Unknown keys raise
-    a ValueError listing the valid ones. ``dtype`` defaults to JAX's default float.
+    Values may be scalars or 1-D arrays of one common length (a batch), plain numbers in the
+    internal units or astropy Quantities of any unit of the right dimension
+    (:mod:`jaxgrad.units`; the wrong dimension is a ValueError naming the parameter).
+    Unknown keys raise a ValueError listing the valid ones. ``dtype`` defaults to JAX's
+    default float.
     """
     unknown = set(kwargs) - set(GalaxyParams._fields)
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; valid: {GalaxyParams._fields}")
+    kwargs = _units.to_internal_params(kwargs)  # astropy Quantities -> internal units
     dtype = dtype or jnp.result_type(float)
     vals = {k: kwargs.get(k, DEFAULTS[k]) for k in GalaxyParams._fields}
     shapes = {np.shape(v) for v in vals.values()} - {()}
@@ -113,7 +118,7 @@ class ModelSpec:
         lines: line names (see :mod:`jaxgrad.lines`), any order.
         calibration: calibration name (see :func:`jaxgrad.calibrations.available`).
         ny, nx: field size in pixels.
-        pixel_scale: arcsec per pixel.
+        pixel_scale: arcsec per pixel (or an astropy angle Quantity).
         oversample: sub-pixels per pixel and axis for evaluating the model.
         psf_model: ``"gaussian"`` | ``"elliptical"`` | ``"moffat"`` | ``"image"``.
         dust_law: ``"calzetti"`` (Calzetti+2000) | ``"smc"`` (Gordon+2003).
@@ -125,7 +130,8 @@ class ModelSpec:
             the cube's channels are the windows' channels concatenated in order, and each
             line is evaluated only on its own window (much cheaper for many lines). Lines
             must appear in exactly one window. See :func:`jaxgrad.forward.line_windows`.
-        cosmology: (H0 km/s/Mpc, Ωm) of the flat ΛCDM used for kpc/arcsec.
+        cosmology: (H0 km/s/Mpc, Ωm) of the flat ΛCDM used for kpc/arcsec, or an astropy
+            flat ΛCDM cosmology (e.g. ``astropy.cosmology.Planck18``).
         range_check: ``"raise"`` | ``"warn"`` | ``"off"``: what
             :func:`validate_params` does when 12+log(O/H) within ``range_radius_re``
             effective radii leaves the valid range of a diagnostic the model uses.
@@ -148,6 +154,11 @@ class ModelSpec:
     range_radius_re: float = 2.0
 
     def __post_init__(self):
+        pix = _units.to_internal(self.pixel_scale, "arcsec", "pixel_scale")
+        if np.ndim(pix) != 0:
+            raise ValueError(f"pixel_scale must be a scalar (arcsec per pixel), got {self.pixel_scale!r}")
+        object.__setattr__(self, "pixel_scale", float(pix))
+        object.__setattr__(self, "cosmology", _units.cosmology_tuple(self.cosmology))
         object.__setattr__(self, "lines", _lines.validate(self.lines))
         cal = _cal.get(self.calibration)
         cal.check_lines(self.lines)

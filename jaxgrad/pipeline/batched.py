@@ -160,8 +160,11 @@ def make_chain_spec(lines, pixel_scale: float, ny: int, nx: int, *, calibration=
     ``max_radius_kpc``, ``outer_snr``, ``radius_mode`` — are traced, see
     :func:`~jaxgrad.pipeline.core.make_options`). Returns (spec, dropped diagnostics).
     """
+    from jaxgrad.units import to_internal
+
     lines = _lines.validate(lines)
-    if not (pixel_scale > 0):
+    pixel_scale = to_internal(pixel_scale, "arcsec", "pixel_scale")
+    if not (np.ndim(pixel_scale) == 0 and pixel_scale > 0):
         raise ValueError(f"pixel_scale must be > 0 arcsec, got {pixel_scale!r}")
     if not (isinstance(n_annuli, (int, np.integer)) and n_annuli >= 2):
         raise ValueError(f"n_annuli must be an integer >= 2, got {n_annuli!r}")
@@ -199,12 +202,18 @@ def check_errors(errs, name: str = "errs") -> None:
             "Use NaN to mask pixels instead of a zero or negative error.")
 
 
+_BATCH_UNITS = {"psf_fwhm": "arcsec", "max_radius_kpc": "kpc", "z": "", "psf_axis_ratio": ""}
+
+
 def _batch_vec(x, B, name, dtype, positive=True, trailing=()):
     """Broadcast a scalar / per-galaxy ``[B]`` / per-item ``[B, *trailing]`` argument.
 
     A 1-D argument of length B is per galaxy; one of length ``trailing[0]`` (≠ B) is per
     item (line or channel) and shared by the batch.
     """
+    from jaxgrad.units import to_internal
+
+    x = to_internal(x, _BATCH_UNITS.get(name, ""), name)
     a = np.asarray(x, float)
     if a.ndim == 0:
         a = np.full((B,) + trailing, float(a))

@@ -328,6 +328,18 @@ def _run_samplers(res: PipelineResult, spec, samplers, method1_sampler, paper_b,
     res.idata = _smp.to_inference_data(results) if results else None
 
 
+def _edge_units(pixel_scale, z, psf_fwhm, max_radius_kpc):
+    """astropy Quantities of the common arguments in internal units (:mod:`jaxgrad.units`)."""
+    from jaxgrad.units import is_quantity, to_internal
+
+    def conv(v, unit, name):
+        out = to_internal(v, unit, name)
+        return float(out) if is_quantity(v) and np.ndim(out) == 0 else out
+
+    return (conv(pixel_scale, "arcsec", "pixel_scale"), conv(z, "", "z"), conv(psf_fwhm, "arcsec", "psf_fwhm"),
+            None if max_radius_kpc is None else conv(max_radius_kpc, "kpc", "max_radius_kpc"))
+
+
 def _check_common(mode, pixel_scale, z):
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -432,6 +444,7 @@ def measure_maps(maps, errs, lines, pixel_scale: float, z: float, psf_fwhm,
     Returns:
         :class:`PipelineResult`.
     """
+    pixel_scale, z, psf_fwhm, max_radius_kpc = _edge_units(pixel_scale, z, psf_fwhm, max_radius_kpc)
     _check_common(mode, pixel_scale, z)
     m, e, all_lines = _stack_maps(maps, errs, lines)
     _bt.check_errors(e)
@@ -651,6 +664,7 @@ def measure_cube(cube, err, wavelengths_um, z: float, lines, pixel_scale: float,
     Returns:
         :class:`PipelineResult` (line-fit details per annulus in ``raw["output"].linefit``).
     """
+    pixel_scale, z, psf_fwhm, max_radius_kpc = _edge_units(pixel_scale, z, psf_fwhm, max_radius_kpc)
     _check_common(mode, pixel_scale, z)
     cube = np.asarray(cube, float)
     if cube.ndim != 3:
