@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PARAM_UNITS", "to_internal", "to_internal_params", "cosmology_tuple", "FLUX_UNIT_CGS"]
+__all__ = ["PARAM_UNITS", "to_internal", "to_internal_params", "cosmology_tuple", "kpc_per_arcsec", "FLUX_UNIT_CGS"]
 
 FLUX_UNIT_CGS = 1e-18  # erg/s/cm² per internal flux unit
 
@@ -81,3 +81,15 @@ def cosmology_tuple(cosmo) -> tuple[float, float]:
         if isinstance(e, ValueError) and "cosmology" in str(e):
             raise
         raise ValueError(f"cosmology must be (H0 km/s/Mpc, Ωm) or an astropy FlatLambdaCDM, got {cosmo!r}") from None
+
+
+def kpc_per_arcsec(z, cosmology=(70.0, 0.3)) -> np.ndarray:
+    """Proper kpc per arcsec at redshift ``z`` from astropy (any astropy cosmology object,
+    or (H0, Ωm) of a flat ΛCDM): the reference for :mod:`jaxgrad.physics.cosmology`."""
+    from astropy.cosmology import FlatLambdaCDM
+
+    cosmo = cosmology
+    if not hasattr(cosmology, "angular_diameter_distance"):
+        h0, om = cosmology_tuple(cosmology)
+        cosmo = FlatLambdaCDM(H0=h0, Om0=om)
+    return np.asarray(cosmo.kpc_proper_per_arcmin(np.asarray(z, float)).to_value("kpc / arcmin")) / 60.0

@@ -53,3 +53,13 @@ def test_pipeline_entry_points_take_quantities():
     assert float(a.grad[0]) == pytest.approx(float(b.grad[0]), rel=1e-6)
     with pytest.raises(ValueError, match="psf_fwhm"):
         batched_gradient_from_maps(m, e, spec.lines, 0.08, 5.0, 2 * u.kpc, **kw)
+
+
+def test_jax_angular_scale_equals_astropy():
+    from jaxgrad.physics.cosmology import kpc_per_arcsec as jax_scale
+    from jaxgrad.units import kpc_per_arcsec
+
+    z = np.array([0.5, 2.0, 5.0, 9.0])
+    np.testing.assert_allclose(np.asarray(jax_scale(z)), kpc_per_arcsec(z), rtol=2e-5)
+    np.testing.assert_allclose(kpc_per_arcsec(5.0, ac.FlatLambdaCDM(H0=70, Om0=0.3, Tcmb0=0)), kpc_per_arcsec(5.0),
+                               rtol=1e-9)
