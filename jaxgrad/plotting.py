@@ -6,6 +6,8 @@ call ``plt.show``; use ``fig.savefig(path)``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from jaxgrad import lines as _lines
@@ -21,13 +23,23 @@ STYLE = {
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """pyplot, as the user has it: no backend is switched and no global rcParams are changed
+    (jaxgrad's style is applied per figure by :func:`_styled`), so figures show in Jupyter."""
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update(STYLE)
     return plt
+
+
+def _styled(fn):
+    """Run a plotting function inside ``rc_context(STYLE)``: jaxgrad's look for its own
+    figures, the user's settings untouched everywhere else."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _plt().rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def radial_profile(image, radius, edges, weights=None):
@@ -52,6 +64,7 @@ def radial_profile(image, radius, edges, weights=None):
     return out
 
 
+@_styled
 def plot_line_maps(maps, line_names, pixel_scale=None, title=None, noisy=None):
     """One panel per line (and a second row with noisy maps if given)."""
     plt = _plt()
@@ -78,6 +91,7 @@ def plot_line_maps(maps, line_names, pixel_scale=None, title=None, noisy=None):
     return fig
 
 
+@_styled
 def plot_ratio_profiles(radius_kpc, observed, intrinsic, labels, title=None):
     """Observed (PSF-smeared) vs intrinsic log line ratios against radius.
 
@@ -100,6 +114,7 @@ def plot_ratio_profiles(radius_kpc, observed, intrinsic, labels, title=None):
     return fig
 
 
+@_styled
 def plot_metallicity_profile(radius_kpc, logoh, logoh_err=None, fits=None, title=None):
     """12+log(O/H) per bin with error bars and straight-line fits.
 
@@ -122,6 +137,7 @@ def plot_metallicity_profile(radius_kpc, logoh, logoh_err=None, fits=None, title
     return fig
 
 
+@_styled
 def plot_diagnostic_profiles(radius_kpc, logoh_by_diag: dict, err_by_diag: dict | None = None,
                              fits: dict | None = None, title=None):
     """Paper A Fig. 2 style: 12+log(O/H) per annulus from each diagnostic alone, with fits.
@@ -152,6 +168,7 @@ def plot_diagnostic_profiles(radius_kpc, logoh_by_diag: dict, err_by_diag: dict 
     return fig
 
 
+@_styled
 def plot_population(x, y, yerr=None, xlabel="", ylabel="∇Z [dex/kpc]", classes=None, tau=None, title=None):
     """Population panel: y against a galaxy property, optional classes and Kendall τ annotation.
 
@@ -186,6 +203,7 @@ def plot_population(x, y, yerr=None, xlabel="", ylabel="∇Z [dex/kpc]", classes
     return fig
 
 
+@_styled
 def plot_demo(meas, i, truth, two_re_over_beam, pipeline, corrected, fit, draws, suite):
     """The demo's figure: the noisy [OIII] map with the annuli, the annulus metallicities with
     the injected, pipeline, corrected and forward-model lines, and the ∇Z posterior.

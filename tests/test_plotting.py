@@ -24,3 +24,19 @@ def test_radial_profile_sums_match_total():
     r = np.hypot(*np.meshgrid(np.arange(10) - 4.5, np.arange(10) - 4.5))
     prof = plotting.radial_profile(img, r, np.array([0.0, 2.0, 4.0, 100.0]))
     np.testing.assert_allclose(prof.sum(axis=-1), img.sum(axis=(1, 2)))
+
+
+def test_plots_leave_backend_and_rcparams_alone(tmp_path):
+    """Importing and calling a plot switches no backend and changes no global rcParams
+    (notebooks showed none of their figures when it did)."""
+    import matplotlib
+
+    from jaxgrad import plotting
+
+    backend = matplotlib.get_backend()
+    before = dict(matplotlib.rcParams)
+    fig = plotting.plot_metallicity_profile([1.0, 2.0, 3.0], [8.0, 7.9, 7.8], fits={"line": (8.1, -0.1)})
+    assert fig.dpi == plotting.STYLE["figure.dpi"]  # the style is applied to jaxgrad's figure
+    assert matplotlib.get_backend() == backend
+    after = dict(matplotlib.rcParams)
+    assert {k for k in before if before[k] != after[k]} == set()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxgrad.plotting import _styled
+
 CLASSES = (0.05, 0.10, 0.20)
 SIGNS = ("all", "positive", "negative")
 CSV_FIELDS = ("abs_grad", "sign", "x_lo", "x_hi", "x_center", "n", "ratio_median", "ratio_median_err",
@@ -277,48 +279,46 @@ def load_curves_csv(path: str | Path, min_n: int = 10, deg: int = 2) -> dict[flo
     return out
 
 
+@_styled
 def plot_curves(results: dict, curves: dict[float, Curve], measured: str = "grad_meas", title=None):
     """Ratio vs 2R_e/beam per |∇Z| class: mocks by sign, binned medians with bootstrap
     errors (n per bin written above each), and the smooth fit where the bins support it."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    from jaxgrad.plotting import STYLE
-
     x = np.asarray(results["two_re_over_beam"], float)
     g = np.asarray(results["grad_true"], float)
     ratio = ratio_column(results, measured)
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), sharey=True, squeeze=False)
-        for ax, (a, c) in zip(axes[0], sorted(curves.items()), strict=True):
-            sel = np.abs(np.abs(g) - a) <= 0.1 * a
-            for s, col, off in (("positive", "tab:red", 1.02), ("negative", "tab:blue", 0.98)):
-                m = sel & ((g > 0) if s == "positive" else (g < 0))
-                ax.scatter(x[m], ratio[m], s=3, alpha=0.25, color=col, label=f"mocks, ∇Z {'>' if off > 1 else '<'} 0")
-                cs = c.per_sign.get(s)
-                if cs is not None:
-                    ok = np.isfinite(cs.median)
-                    ax.errorbar(cs.x_center[ok] * off, cs.median[ok], yerr=cs.median_err[ok], fmt="o", ms=3,
-                                color=col, lw=1, label=f"median ± bootstrap, ∇Z {'>' if off > 1 else '<'} 0")
-            ok = np.isfinite(c.median)
-            ax.errorbar(c.x_center[ok], c.median[ok], yerr=c.median_err[ok], fmt="s", ms=4, color="k",
-                        lw=1.2, label="median ± bootstrap, both signs")
-            for xc, mv, nn in zip(c.x_center[ok], c.median[ok], c.n[ok], strict=True):
-                ax.annotate(f"{nn}", (xc, mv), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=6)
-            if c.fit_range is not None:
-                xx = np.geomspace(*c.fit_range, 100)
-                ax.plot(xx, c.ratio(xx), "k--", lw=1, label="fit (supported bins only)")
-            ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
-            ax.set_xscale("log")
-            ax.set_xticks([t for t in (0.5, 0.7, 1, 1.5, 2, 3, 4, 6, 8, 12) if min(c.x_lo) <= t <= max(c.x_hi)])
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-            ax.set_title(f"|∇Z| = {a:.2f} dex/kpc (n = {c.n_total})")
-            ax.set_xlabel("2 R_e / beam FWHM")
-            ax.set_ylim(-0.2, 1.5)
-        axes[0, 0].set_ylabel("measured / intrinsic ∇Z")
-        axes[0, 0].legend(fontsize=5.5, loc="lower right")
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), sharey=True, squeeze=False)
+    for ax, (a, c) in zip(axes[0], sorted(curves.items()), strict=True):
+        sel = np.abs(np.abs(g) - a) <= 0.1 * a
+        for s, col, off in (("positive", "tab:red", 1.02), ("negative", "tab:blue", 0.98)):
+            m = sel & ((g > 0) if s == "positive" else (g < 0))
+            ax.scatter(x[m], ratio[m], s=3, alpha=0.25, color=col, label=f"mocks, ∇Z {'>' if off > 1 else '<'} 0")
+            cs = c.per_sign.get(s)
+            if cs is not None:
+                ok = np.isfinite(cs.median)
+                ax.errorbar(cs.x_center[ok] * off, cs.median[ok], yerr=cs.median_err[ok], fmt="o", ms=3,
+                            color=col, lw=1, label=f"median ± bootstrap, ∇Z {'>' if off > 1 else '<'} 0")
+        ok = np.isfinite(c.median)
+        ax.errorbar(c.x_center[ok], c.median[ok], yerr=c.median_err[ok], fmt="s", ms=4, color="k",
+                    lw=1.2, label="median ± bootstrap, both signs")
+        for xc, mv, nn in zip(c.x_center[ok], c.median[ok], c.n[ok], strict=True):
+            ax.annotate(f"{nn}", (xc, mv), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=6)
+        if c.fit_range is not None:
+            xx = np.geomspace(*c.fit_range, 100)
+            ax.plot(xx, c.ratio(xx), "k--", lw=1, label="fit (supported bins only)")
+        ax.axhline(1.0, color="0.4", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_xticks([t for t in (0.5, 0.7, 1, 1.5, 2, 3, 4, 6, 8, 12) if min(c.x_lo) <= t <= max(c.x_hi)])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_title(f"|∇Z| = {a:.2f} dex/kpc (n = {c.n_total})")
+        ax.set_xlabel("2 R_e / beam FWHM")
+        ax.set_ylim(-0.2, 1.5)
+    axes[0, 0].set_ylabel("measured / intrinsic ∇Z")
+    axes[0, 0].legend(fontsize=5.5, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig
