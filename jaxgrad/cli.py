@@ -11,7 +11,11 @@
                        [--covariate COL ...] --json OUT.json
 
 Every error is printed as one line (``jaxgrad: error: ...``) with a non-zero exit code;
-set ``JAXGRAD_DEBUG=1`` to see the traceback.
+set ``JAXGRAD_DEBUG=1`` to see the traceback. Exit codes: 0 success; 1 a requested answer
+does not exist (``calibrations invert`` with no root in range); 2 bad input or an error;
+3 (``EXIT_UNCONVERGED``) ``fit``/``population`` finished and wrote everything but the fit
+failed a health check (R-hat, ESS, divergences, tree depth; listed on stderr and in the
+result) — ``--allow-unconverged`` makes that 0.
 """
 
 from __future__ import annotations
@@ -166,6 +170,18 @@ def _cmd_calibrations(args) -> int:
 
 
 # ------------------------------------------------------------------------------ fit
+EXIT_UNCONVERGED = 3
+
+
+def _health_exit(problems, args) -> int:
+    """Announce a fit's failed health checks; the exit code they give (0 if allowed)."""
+    if not problems:
+        return 0
+    print("jaxgrad: warning: the fit is NOT converged: " + "; ".join(problems)
+          + " (results were written; run longer chains, or pass --allow-unconverged)", file=sys.stderr)
+    return 0 if args.allow_unconverged else EXIT_UNCONVERGED
+
+
 def _cmd_fit(args) -> int:
     from jaxgrad.fitconfig import run_fit
 
@@ -181,7 +197,7 @@ def _cmd_fit(args) -> int:
     else:
         print(f"population of {res['n_galaxies']} galaxies fitted")
     print(f"wrote {', '.join(res['files'])} to {res['out']}/")
-    return 0
+    return _health_exit(res.get("problems"), args)
 
 
 # ---------------------------------------------------------------------------- mocks
@@ -238,7 +254,7 @@ def _cmd_population(args) -> int:
         print(f"  slope vs {k}: {v['slope']:+.4f} ± {v['slope_sd']:.4f}")
     if args.json:
         print(f"  wrote {args.json}")
-    return 0
+    return _health_exit(res.get("problems"), args)
 
 
 # ------------------------------------------------------------------------------ main
@@ -269,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fit", help="forward-model fit of one galaxy or a population (CONFIG.toml)")
     f.add_argument("config", help="TOML configuration (see jaxgrad.fitconfig for every key)")
+    f.add_argument("--allow-unconverged", action="store_true",
+                   help="exit 0 even when the fit fails a health check (R-hat, ESS, divergences)")
     f.set_defaults(func=_cmd_fit)
 
     m = sub.add_parser("mocks", help="beam-smearing mock suites: run and fit correction curves")
@@ -300,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="shorter chains (300 warm-up + 500 draws)")
     p.add_argument("--dropna", action="store_true", help="drop rows with empty cells instead of failing")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="exit 0 even when the fit fails a health check (R-hat, ESS, divergences)")
     p.set_defaults(func=_cmd_population)
     return ap
 

@@ -158,6 +158,7 @@ def run_fit(config_path, progress: bool = True) -> dict:
         iplots.plot_profile(fit, path=out / "profile.png")
         iplots.plot_corner(fit, path=out / "corner.png")
         res = {"name": gals[0].name, "divergences": int(fit.diagnostics.get("divergences", 0)),
+               "problems": list(fit.diagnostics.get("problems", [])),
                "files": ["fit.nc", "summary.txt", "profile.png", "corner.png"]}
         used = fit.map_params
         for k in ("grad_z", "logoh0"):
@@ -185,7 +186,7 @@ def run_fit(config_path, progress: bool = True) -> dict:
             io.save_idata(pop.idata, out / "population.nc")
         (out / "summary.txt").write_text(json.dumps(pop.hyper, indent=1, default=float) + "\n")
         iplots.plot_population(pop, path=out / "population.png")
-        res = {"n_galaxies": len(gals), "hyper": pop.hyper,
+        res = {"n_galaxies": len(gals), "hyper": pop.hyper, "problems": list(pop.diagnostics.get("problems", [])),
                "files": ["population.nc", "summary.txt", "population.png"]}
     (out / "result.json").write_text(json.dumps(res, indent=1, default=float))
     remove_checkpoint(out / "nuts_checkpoint.npz")

@@ -294,6 +294,8 @@ class FitResult:
         """Human-readable summary (divergences are announced first, loudly)."""
         d = self.diagnostics
         lines = []
+        if d.get("problems"):
+            lines.append("WARNING: NOT CONVERGED — " + "; ".join(d["problems"]))
         if d["divergences"]:
             lines.append(f"WARNING: {d['divergences']} DIVERGENT TRANSITIONS "
                          f"({100 * d['divergent_fraction']:.1f}% of draws) — results may be biased")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -329,6 +330,15 @@ def fit_population_table(
     out["divergences"] = int(diverging.sum())
     out["r_hat"] = r_hat
     out["ess"] = ess
+    from jaxgrad.inference.sampler import ConvergenceWarning, health_problems
+
+    n_ch = int(np.shape(post["mean"])[0])
+    out["problems"] = health_problems({
+        "r_hat_max": max(r_hat.values()), "ess_bulk_min": min(ess.values()), "num_chains": n_ch,
+        "divergences": out["divergences"], "divergent_fraction": out["divergences"] / max(diverging.size, 1)})
+    if out["problems"]:
+        warnings.warn("the population fit is not trustworthy yet: " + "; ".join(out["problems"]),
+                      ConvergenceWarning, stacklevel=2)
     posterior = {**post, "mu": std["mu"], "tau": std["tau"], "eta": std["eta"]}
     if cov_names:
         posterior["beta"] = beta

@@ -601,6 +601,8 @@ class PopulationResult:
         """Text table of the hyper-parameters (divergences announced first)."""
         d = self.diagnostics
         out = []
+        if d.get("problems"):
+            out.append("WARNING: NOT CONVERGED — " + "; ".join(d["problems"]))
         if d["divergences"]:
             out.append(f"WARNING: {d['divergences']} DIVERGENT TRANSITIONS — results may be biased")
         out.append(f"{self.config['n_galaxies']} galaxies, steps/draw={d['mean_steps_per_draw']:.1f}, "

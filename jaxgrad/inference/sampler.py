@@ -35,7 +35,10 @@ from jaxgrad._nuts import ChainOutput, nuts_chain, nuts_chains_segmented
 _log = logging.getLogger(__name__)
 
 __all__ = [
+    "ConvergenceWarning",
     "DivergenceWarning",
+    "HEALTH",
+    "health_problems",
     "FlatModel",
     "NutsOutput",
     "SamplerRun",
@@ -53,6 +56,38 @@ __all__ = [
 
 class DivergenceWarning(UserWarning):
     """NUTS reported divergent transitions: the posterior summaries may be biased."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit failed a health check (R-hat, ESS, divergences, tree depth): see
+    ``diagnostics["problems"]``; its numbers are not yet a measurement."""
+
+
+# health thresholds (Vehtari et al. 2021: R-hat < 1.01, bulk ESS > 100 per chain)
+HEALTH = {"r_hat_max": 1.01, "ess_bulk_per_chain": 100.0, "divergent_fraction": 0.0,
+          "frac_max_treedepth": 0.05}
+
+
+def health_problems(d: dict, thresholds: dict | None = None) -> list[str]:
+    """The health checks a fit's diagnostics fail, one sentence each (empty: healthy).
+
+    Checks (``thresholds`` overrides :data:`HEALTH`): max R-hat, min bulk ESS per chain,
+    divergent transitions, fraction of draws at the maximum tree depth.
+    """
+    t = {**HEALTH, **(thresholds or {})}
+    out = []
+    rh = d.get("r_hat_max", np.nan)
+    if not np.isfinite(rh) or rh > t["r_hat_max"]:
+        out.append(f"max R-hat {rh:.3f} > {t['r_hat_max']}")
+    need = t["ess_bulk_per_chain"] * d.get("num_chains", 1)
+    ess = d.get("ess_bulk_min", np.nan)
+    if not np.isfinite(ess) or ess < need:
+        out.append(f"min bulk ESS {ess:.0f} < {need:.0f} ({t['ess_bulk_per_chain']:.0f} per chain)")
+    if d.get("divergent_fraction", 0.0) > t["divergent_fraction"]:
+        out.append(f"{d['divergences']} divergent transitions")
+    if d.get("frac_max_treedepth", 0.0) > t["frac_max_treedepth"]:
+        out.append(f"{100 * d['frac_max_treedepth']:.0f}% of draws at the maximum tree depth")
+    return out
 
 
 class FlatModel(NamedTuple):
@@ -352,9 +387,11 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
     gradient evaluations), ``frac_max_treedepth``, ``grad_evals_warmup``,
     ``grad_evals_sampling``, ``ess_per_grad`` (min ESS / sampling gradient
     evaluations), ``ess_per_grad_total`` (incl. warm-up), ``e_bfmi_min``,
-    ``step_size``, ``compile_s``, ``run_s``, ``ess_per_s`` (min ESS / run_s).
+    ``step_size``, ``compile_s``, ``run_s``, ``ess_per_s`` (min ESS / run_s),
+    ``problems`` (the failed health checks, :func:`health_problems`) and ``healthy``.
 
-    With divergences a :class:`DivergenceWarning` is emitted (if ``warn``).
+    With divergences a :class:`DivergenceWarning`, with any failed health check a
+    :class:`ConvergenceWarning` is emitted (if ``warn``).
     """
     st = run.stats
     labels, draws = _components(run.samples, names)  # every component, in one vectorised pass
@@ -393,6 +430,12 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
         "run_s": float(run.timings["run_s"]),
     }
     d["ess_per_s"] = ess_min / d["run_s"] if d["run_s"] > 0 else float("nan")
+    d["problems"] = health_problems(d)
+    d["healthy"] = not d["problems"]
+    if warn and d["problems"]:
+        warnings.warn("the fit is not trustworthy yet: " + "; ".join(d["problems"])
+                      + " — run longer chains (num_warmup, num_samples, num_chains) or reparametrise",
+                      ConvergenceWarning, stacklevel=3)
     if warn and n_div:
         warnings.warn(
             f"NUTS reported {n_div} divergent transition(s) out of {steps.size} draws "

@@ -191,3 +191,18 @@ def test_time_budget_keeps_the_draws_made_so_far():
     np.testing.assert_array_equal(np.asarray(cut.z), np.asarray(full.z)[:, :30])
     with pytest.raises(ValueError, match="cannot be combined"):
         nuts_chains_segmented(keys, u0, args, time_budget_s=1.0, checkpoint="x.npz", **kw)
+
+
+def test_health_checks_name_every_failure():
+    from jaxgrad.inference.sampler import health_problems
+
+    ok = {"r_hat_max": 1.003, "ess_bulk_min": 450.0, "num_chains": 2, "divergences": 0, "divergent_fraction": 0.0,
+          "frac_max_treedepth": 0.0}
+    assert health_problems(ok) == []
+    bad = {**ok, "r_hat_max": 1.2, "ess_bulk_min": 31.0, "divergences": 3, "divergent_fraction": 0.003,
+           "frac_max_treedepth": 1.0}
+    probs = health_problems(bad)
+    assert len(probs) == 4
+    assert "R-hat 1.200" in probs[0] and "ESS 31 < 200" in probs[1] and "3 divergent" in probs[2]
+    assert "maximum tree depth" in probs[3]
+    assert health_problems({**ok, "r_hat_max": float("nan")})  # NaN R-hat is not a pass
