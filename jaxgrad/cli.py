@@ -329,10 +329,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError, KeyError, TypeError) as e:
+    except KeyboardInterrupt:
+        if os.environ.get("JAXGRAD_DEBUG"):
+            raise
+        print("jaxgrad: interrupted; run the same command again to resume (finished chunks and "
+              "checkpointed chains are kept)", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, OSError, RuntimeError, KeyError, TypeError) as e:
         if os.environ.get("JAXGRAD_DEBUG"):
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and getattr(e, "filename", None):
+            msg = f"{e.strerror or msg}: {e.filename}"
         print(f"jaxgrad: error: {msg}", file=sys.stderr)
         return 2
 

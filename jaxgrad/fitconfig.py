@@ -143,8 +143,10 @@ def run_fit(config_path, progress: bool = True) -> dict:
 
     model = cfg.get("model", {})
     smp = {"num_warmup": 500, "num_samples": 1000, "num_chains": 1, "seed": 0, **cfg.get("sampler", {})}
-    out = Path(cfg.get("output", {}).get("dir", "jaxgrad_fit"))
-    out.mkdir(parents=True, exist_ok=True)
+    from jaxgrad.io.paths import atomic_path, atomic_write_text, prepare_output_dir
+
+    # checked before any work starts: a finished fit is never lost to an unwritable folder
+    out = prepare_output_dir(cfg.get("output", {}).get("dir", "jaxgrad_fit"), "[output] dir")
     gals = [_galaxy_data(g, model) for g in cfg["galaxy"]]
     seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20)  # ~20 progress lines per chain
     shown = progress_to if progress else contextlib.nullcontext
@@ -153,10 +155,13 @@ def run_fit(config_path, progress: bool = True) -> dict:
         with shown():
             fit = fit_galaxy(gals[0], fixed=g.get("fixed"), segment=seg, **smp)
         if fit.idata is not None:
-            io.save_idata(fit.idata, out / "fit.nc")
-        (out / "summary.txt").write_text(fit.report() + "\n")
-        iplots.plot_profile(fit, path=out / "profile.png")
-        iplots.plot_corner(fit, path=out / "corner.png")
+            with atomic_path(out / "fit.nc") as tmp:
+                io.save_idata(fit.idata, tmp)
+        atomic_write_text(out / "summary.txt", fit.report() + "\n")
+        with atomic_path(out / "profile.png") as tmp:
+            iplots.plot_profile(fit, path=tmp)
+        with atomic_path(out / "corner.png") as tmp:
+            iplots.plot_corner(fit, path=tmp)
         res = {"name": gals[0].name, "divergences": int(fit.diagnostics.get("divergences", 0)),
                "problems": list(fit.diagnostics.get("problems", [])),
                "files": ["fit.nc", "summary.txt", "profile.png", "corner.png"]}
@@ -183,12 +188,14 @@ def run_fit(config_path, progress: bool = True) -> dict:
         with shown():
             pop = fit_population(gals, covariates=covs or None, segment=seg, checkpoint=ck, **smp)
         if getattr(pop, "idata", None) is not None:
-            io.save_idata(pop.idata, out / "population.nc")
-        (out / "summary.txt").write_text(json.dumps(pop.hyper, indent=1, default=float) + "\n")
-        iplots.plot_population(pop, path=out / "population.png")
+            with atomic_path(out / "population.nc") as tmp:
+                io.save_idata(pop.idata, tmp)
+        atomic_write_text(out / "summary.txt", json.dumps(pop.hyper, indent=1, default=float) + "\n")
+        with atomic_path(out / "population.png") as tmp:
+            iplots.plot_population(pop, path=tmp)
         res = {"n_galaxies": len(gals), "hyper": pop.hyper, "problems": list(pop.diagnostics.get("problems", [])),
                "files": ["population.nc", "summary.txt", "population.png"]}
-    (out / "result.json").write_text(json.dumps(res, indent=1, default=float))
+    atomic_write_text(out / "result.json", json.dumps(res, indent=1, default=float))
     remove_checkpoint(out / "nuts_checkpoint.npz")
     res["out"] = str(out)
     return res

@@ -189,3 +189,33 @@ def test_calibrations_outside_the_range_are_flagged_and_no_root_fails(capsys):
     assert "no 12+log(O/H)" in cap.out and "[]" not in cap.out and "no solution" in cap.err
     assert cli.main(["calibrations", "eval", "sanders24", "R3", "8.0", "--logu", "0"]) != 0
     assert "--logu" in capsys.readouterr().err
+
+
+def test_unusable_output_paths_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """An output folder that is a file, or a --json that is a folder: one clear line before
+    the fit starts (it computed the whole fit, then died with a traceback)."""
+    import jaxgrad.inference as inference
+    from jaxgrad import data
+
+    cfg = _write_fit_inputs(tmp_path, 60, 40)
+    (tmp_path / "taken").write_text("a file")
+    cfg.write_text(cfg.read_text().replace(f'dir = "{tmp_path / "out"}"', f'dir = "{tmp_path / "taken"}"'))
+    monkeypatch.setattr(inference, "fit_galaxy", lambda *a, **k: pytest.fail("the fit started"))
+    assert cli.main(["fit", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and "Traceback" not in err
+    (tmp_path / "adir").mkdir()
+    assert cli.main(["population", str(data.path("cristal_t3_gradients")), "--column", "grad_method1_dex_per_kpc",
+                     "--json", str(tmp_path / "adir"), "--quick"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_atomic_writes_replace_a_planted_symlink(tmp_path):
+    from jaxgrad.io.paths import atomic_write_text
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "summary.json"
+    link.symlink_to(victim)
+    atomic_write_text(link, "{}")
+    assert victim.read_text() == "keep me" and not link.is_symlink() and link.read_text() == "{}"

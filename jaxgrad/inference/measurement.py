@@ -461,6 +461,10 @@ def population_command(
             a non-numeric cell, or any input rejected by ``fit_population_table``.
     """
     path = Path(table)
+    if json_out is not None:  # checked before the fit: a finished result is never lost
+        from jaxgrad.io.paths import check_writable_file
+
+        check_writable_file(json_out, "--json")
     header, rows = _read_csv(path)
     if err_plus is None and err_minus is not None:
         raise ValueError("err_plus: required when err_minus is given")
@@ -508,5 +512,7 @@ def population_command(
     if json_out is not None:
         out_path = Path(json_out)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(result, indent=2) + "\n")
+        from jaxgrad.io.paths import atomic_write_text
+
+        atomic_write_text(out_path, json.dumps(result, indent=2) + "\n")
     return result

@@ -107,11 +107,13 @@ def load_results(out_dir: str | Path) -> dict[str, np.ndarray]:
 
 
 def _check_manifest(out: Path, manifest: dict) -> None:
+    from jaxgrad.io.paths import atomic_write_text, prepare_output_dir
+
     path = out / MANIFEST
+    prepare_output_dir(out, "suite folder")
     if not path.exists():
-        out.mkdir(parents=True, exist_ok=True)
         (out / "chunks").mkdir(exist_ok=True)
-        path.write_text(json.dumps(manifest, indent=1))
+        atomic_write_text(path, json.dumps(manifest, indent=1))
         return
     old = json.loads(path.read_text())
     for key in ("spec_hash", "seed", "chunk_size", "n"):
@@ -168,7 +170,9 @@ def run_suite(
                 "jaxgrad": jaxgrad.__version__, "jax": jax.__version__,
                 "devices": [d.device_kind for d in jax.local_devices()]}
     _check_manifest(out, manifest)
-    (out / "suite.toml").write_text(suite.to_toml())
+    from jaxgrad.io.paths import atomic_write_text
+
+    atomic_write_text(out / "suite.toml", suite.to_toml())
     measure = measure or default_measure
     n_dev = jax.local_device_count()
     sharding = batch_sharding() if (shard and n_dev > 1) else None
