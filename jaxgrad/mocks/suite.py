@@ -18,8 +18,8 @@ with ``jax.distributed.initialize()`` (see the README) and give each a disjoint 
 from __future__ import annotations
 
 import json
-import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,30 +78,73 @@ def default_measure(batch: MockBatch, suite: SuiteSpec) -> dict[str, np.ndarray]
 def _write_chunk(path: Path, cols: dict[str, np.ndarray], attrs: dict) -> None:
     import h5py
 
-    tmp = path.with_suffix(".h5.tmp")
-    with h5py.File(tmp, "w") as f:
-        for k, v in cols.items():
-            f.create_dataset(k, data=np.asarray(v))
-        for k, v in attrs.items():
-            f.attrs[k] = v
-    os.replace(tmp, path)
+    from jaxgrad.io.paths import atomic_path
+
+    with atomic_path(path) as tmp:  # a unique temporary name per writer, renamed into place
+        with h5py.File(tmp, "w") as f:
+            for k, v in cols.items():
+                f.create_dataset(k, data=np.asarray(v))
+            for k, v in attrs.items():
+                f.attrs[k] = v
 
 
 def read_chunk(path: str | Path) -> dict[str, np.ndarray]:
+    """The columns of one chunk file (ValueError naming the file if it cannot be read)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in f.keys()}
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: f[k][()] for k in f.keys()}
+    except (OSError, KeyError) as e:
+        raise ValueError(f"chunk {str(path)!r} is damaged or not an HDF5 chunk ({e})") from None
+
+
+def chunk_problem(path: Path, chunk: int, first_index: int, n_rows: int, spec_hash: str, seed: int) -> str | None:
+    """Why a chunk file on disk is not the one this run would write (None: it is)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+            idx = f["index"][()] if "index" in f else None
+            lens = {len(f[k]) for k in f.keys()}
+    except (OSError, KeyError) as e:
+        return f"unreadable ({type(e).__name__})"
+    if attrs.get("spec_hash") != spec_hash or int(attrs.get("seed", -1)) != int(seed):
+        return f"from another suite (spec hash {attrs.get('spec_hash')!r}, seed {attrs.get('seed')!r})"
+    if int(attrs.get("chunk", -1)) != chunk:
+        return f"holds chunk {attrs.get('chunk')!r}, not {chunk}"
+    if idx is None or len(lens) != 1 or not np.array_equal(idx, np.arange(first_index, first_index + n_rows)):
+        return f"does not hold mocks {first_index}-{first_index + n_rows - 1}"
+    return None
 
 
 def load_results(out_dir: str | Path) -> dict[str, np.ndarray]:
-    """All stored columns of a suite directory, concatenated and sorted by mock index."""
+    """All stored columns of a suite directory, concatenated and sorted by mock index.
+
+    Every chunk is checked against the suite's manifest (same spec hash and seed, the mocks
+    its number says); a damaged or foreign chunk is a ValueError naming the file, and a
+    suite with chunks missing loads with a warning saying how many mocks it holds.
+    """
     out = Path(out_dir)
     files = sorted((out / "chunks").glob("chunk_*.h5"))
     if not files:
         raise FileNotFoundError(f"{str(out)!r} holds no finished chunks (chunks/chunk_*.h5)")
+    man = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).is_file() else None
+    if man is not None:
+        n, size = int(man["n"]), int(man["chunk_size"])
+        for f in files:
+            c = int(f.stem.split("_")[1])
+            why = chunk_problem(f, c, c * size, min(size, n - c * size), man["spec_hash"], man["seed"])
+            if why:
+                raise ValueError(f"chunk {str(f)!r} {why}: delete it and run the suite again to recompute it")
     parts = [read_chunk(f) for f in files]
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if len(np.unique(cols["index"])) != len(cols["index"]):
+        raise ValueError(f"{str(out)!r} holds duplicate mock indices: chunks from different runs were mixed")
+    if man is not None and len(cols["index"]) < int(man["n"]):
+        warnings.warn(f"{str(out)!r} holds {len(cols['index'])} of the suite's {man['n']} mocks (run it again to "
+                      "finish); results are from those only", UserWarning, stacklevel=2)
     order = np.argsort(cols["index"], kind="stable")
     return {k: v[order] for k, v in cols.items()}
 
@@ -184,7 +227,15 @@ def run_suite(
     pi = jax.process_index() if process_index is None else int(process_index)
     pc = jax.process_count() if process_count is None else int(process_count)
     mine = [c for c in range(n_chunks) if c % pc == pi]
-    todo = [c for c in mine if not (out / "chunks" / f"chunk_{c:06d}.h5").exists()]
+    todo = []
+    for c in mine:
+        f = out / "chunks" / f"chunk_{c:06d}.h5"
+        if f.exists():
+            why = chunk_problem(f, c, c * chunk_size, min(chunk_size, n - c * chunk_size), suite.hash(), seed)
+            if why is None:
+                continue
+            warnings.warn(f"chunk {str(f)!r} {why}: recomputing it", UserWarning, stacklevel=2)
+        todo.append(c)
     bar = None
     if progress:
         from tqdm.auto import tqdm

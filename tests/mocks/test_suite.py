@@ -93,8 +93,8 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
     assert r1["chunks_computed"] == 3
     r2 = mocks.run_suite(SMALL, 10, part, seed=1, chunk_size=4, measure=_sum_measure, progress=False, max_chunks=1)
     assert r2["chunks_computed"] == 1
-    # a stale temp file from a killed write is ignored and overwritten
-    (part / "chunks" / "chunk_000001.h5.tmp").write_bytes(b"garbage")
+    # a stale temp file from a killed write is ignored
+    (part / "chunks" / ".chunk_000001.tmp.h5").write_bytes(b"garbage")
     r3 = mocks.run_suite(SMALL, 10, part, seed=1, chunk_size=4, measure=_sum_measure, progress=False)
     assert r3["chunks_computed"] == 2 and r3["chunks_skipped"] == 1
     a, b = mocks.load_results(full), mocks.load_results(part)
@@ -211,3 +211,34 @@ def test_processes_split_chunks_without_overlap(tmp_path):
                         process_index=1, process_count=2)
     assert a["chunks_computed"] == 3 and b["chunks_computed"] == 2
     assert list(mocks.load_results(tmp_path)["index"]) == list(range(9))
+
+
+def test_damaged_and_foreign_chunks_are_recomputed_bit_for_bit(tmp_path):
+    """Fault injection: a killed run left a zero-byte chunk, another run's chunk was copied in,
+    and a third is truncated. The resumed run names each, recomputes it, and ends
+    bit-identical to an uninterrupted run; load_results refuses what it cannot trust."""
+    import shutil
+
+    full, part, other = tmp_path / "full", tmp_path / "part", tmp_path / "other"
+    mocks.run_suite(SMALL, 12, full, seed=1, chunk_size=4, measure=_sum_measure, progress=False)
+    mocks.run_suite(SMALL, 12, part, seed=1, chunk_size=4, measure=_sum_measure, progress=False)
+    mocks.run_suite(SMALL, 12, other, seed=9, chunk_size=4, measure=_sum_measure, progress=False)
+    ch = part / "chunks"
+    (ch / "chunk_000000.h5").write_bytes(b"")  # killed mid-write (zero bytes)
+    shutil.copy(other / "chunks" / "chunk_000001.h5", ch / "chunk_000001.h5")  # foreign
+    data = (ch / "chunk_000002.h5").read_bytes()
+    (ch / "chunk_000002.h5").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(ValueError, match="chunk_000000.h5"):
+        mocks.load_results(part)
+    with pytest.warns(UserWarning) as rec:
+        r = mocks.run_suite(SMALL, 12, part, seed=1, chunk_size=4, measure=_sum_measure, progress=False)
+    msgs = " ".join(str(w.message) for w in rec)
+    assert r["chunks_computed"] == 3
+    assert "chunk_000000.h5' unreadable" in msgs and "another suite" in msgs and "chunk_000002.h5' unreadable" in msgs
+    a, b = mocks.load_results(full), mocks.load_results(part)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    # a suite with chunks missing loads with a warning that says how many mocks it holds
+    (ch / "chunk_000001.h5").unlink()
+    with pytest.warns(UserWarning, match="holds 8 of the suite's 12 mocks"):
+        mocks.load_results(part)
