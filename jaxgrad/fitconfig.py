@@ -88,12 +88,56 @@ def load_config(path) -> dict:
             raise ValueError(f"galaxy {i} ({g.get('name', '?')}) needs its redshift 'z'")
     if "lines" not in cfg.get("model", {}):
         raise ValueError("[model] needs 'lines' (e.g. [\"Hb\", \"OIII_5008\", ...])")
+    _check_types(cfg)
     base = p.parent
     for g in gals:
         for k in ("maps", "cube", "psf_image"):
             if k in g and not Path(g[k]).is_absolute():
                 g[k] = str(base / g[k])
     return cfg
+
+
+# expected TOML types of the scalar keys (bool is not an int here: TOML has true/false)
+_TYPES = {
+    "model": {"lines": "list[str]", "calibration": str, "dust_law": str, "psf_model": str, "use_logu": bool,
+              "oversample": int},
+    "sampler": {"num_warmup": int, "num_samples": int, "num_chains": int, "seed": int},
+    "output": {"dir": str},
+    "galaxy": {"name": str, "maps": str, "cube": str, "psf_image": str, "z": float, "psf_fwhm": float,
+               "known": dict, "covariates": dict, "fixed": dict},
+}
+
+
+def _type_ok(v, t) -> bool:
+    if t == "list[str]":
+        return isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)
+    if t is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if t is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, t)
+
+
+def _check_types(cfg: dict) -> None:
+    """ValueError naming the key whose value has the wrong type (no silent coercion:
+    ``use_logu = "no"`` is not True, ``oversample = 2.7`` is not 2)."""
+    names = {"list[str]": "a list of strings", str: "a string", bool: "true or false", int: "an integer",
+             float: "a number", dict: "a table { ... }"}
+    tables = [(f"[{sec}]", cfg.get(sec, {}), sec) for sec in ("model", "sampler", "output")]
+    tables += [(f"galaxy {i}", g, "galaxy") for i, g in enumerate(cfg["galaxy"])]
+    for where, table, sec in tables:
+        for k, v in table.items():
+            t = _TYPES[sec].get(k)
+            if t is not None and not _type_ok(v, t):
+                raise ValueError(f"{k} in {where} must be {names[t]}, got {v!r}")
+        for k in ("known", "fixed", "covariates"):
+            for kk, vv in table.get(k, {}).items() if sec == "galaxy" else ():
+                if not _type_ok(vv, float):
+                    raise ValueError(f"{k}.{kk} in {where} must be a number, got {vv!r}")
+    for k in ("num_warmup", "num_samples", "num_chains"):
+        v = cfg.get("sampler", {}).get(k)
+        if v is not None and v < 1:
+            raise ValueError(f"{k} in [sampler] must be >= 1, got {v!r}")
 
 
 def _galaxy_data(g: dict, model: dict):

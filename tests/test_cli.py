@@ -219,3 +219,19 @@ def test_atomic_writes_replace_a_planted_symlink(tmp_path):
     link.symlink_to(victim)
     atomic_write_text(link, "{}")
     assert victim.read_text() == "keep me" and not link.is_symlink() and link.read_text() == "{}"
+
+
+@pytest.mark.parametrize("old,new,needle", [
+    ('calibration = "sanders24"', 'calibration = "sanders24"\nuse_logu = "no"', "use_logu in [model] must be true or false"),
+    ('calibration = "sanders24"', 'calibration = "sanders24"\noversample = 2.7', "oversample in [model] must be an integer"),
+    ('lines = ["OII_3727_30", "Hb", "OIII_5008"]', 'lines = "OIII_5008"', "lines in [model] must be a list of strings"),
+    ("z = 2.0", 'z = "two"', "z in galaxy 0 must be a number"),
+    ("inc = 30.0", 'inc = "thirty"', "known.inc in galaxy 0 must be a number"),
+    ("seed = 1", "seed = 1\nnum_chains = 0", "num_chains in [sampler] must be >= 1"),
+])
+def test_fit_config_values_are_type_checked(tmp_path, capsys, old, new, needle):
+    cfg = _write_fit_inputs(tmp_path)
+    assert old in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace(old, new))
+    assert cli.main(["fit", str(cfg)]) == 2
+    assert needle in capsys.readouterr().err
