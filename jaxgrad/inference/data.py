@@ -54,6 +54,11 @@ class Obs(NamedTuple):
     psf_image: jax.Array
 
 
+# plausible median 1σ per pixel in 1e-18 erg/s/cm² (1e-27 to 1e-9 erg/s/cm²): outside it
+# the data are almost surely in another unit, and float32 squares of them under- or overflow
+ERR_PLAUSIBLE = (1e-9, 1e9)
+
+
 @dataclass(frozen=True, eq=False)
 class GalaxyData:
     """Line-flux maps (or a spectral cube) of one galaxy, with errors and a mask.
@@ -126,6 +131,15 @@ class GalaxyData:
                 f"{who}: every pixel is masked (mask, non-finite data or errors <= 0); "
                 "nothing is left to fit"
             )
+        typical = float(np.median(errs[mask]))
+        if not (ERR_PLAUSIBLE[0] <= typical <= ERR_PLAUSIBLE[1]):
+            hint = (" — they look like erg/s/cm²: multiply by 1e18 (or set BUNIT in the FITS header)"
+                    if typical < ERR_PLAUSIBLE[0] else "")
+            raise ValueError(
+                f"{who}: the errors' median is {typical:.3g} in jaxgrad's flux unit (1e-18 erg/s/cm² per "
+                f"pixel{' and channel' if self.kind == 'cube' else ''}), outside the plausible "
+                f"[{ERR_PLAUSIBLE[0]:g}, {ERR_PLAUSIBLE[1]:g}]{hint}. The float32 likelihood loses its "
+                "precision on such numbers; convert the data to 1e-18 erg/s/cm²")
         if n_bad:
             warnings.warn(
                 f"{who}: masked {n_bad} pixel(s) with non-finite data/errors or errors <= 0",

@@ -170,3 +170,18 @@ def test_prior_medians_in_one_reusable_program():
                   "z": SoftUniform(7.0, 8.0), "u": dist.Uniform(0.0, 1.0)})
     assert prior_medians._cache_size() == n0
     np.testing.assert_allclose(float(m2["n"]), stats.truncnorm(-3.0, 4.0, loc=2.0, scale=0.5).median(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("factor", [1e-18, 1e-19, 1e30])
+def test_fluxes_in_an_implausible_unit_are_refused(factor):
+    """Maps in erg/s/cm² read as 1e-18 erg/s/cm² (no BUNIT) underflowed the float32
+    likelihood and returned a wrong gradient with exit 0; now a clear error says so."""
+    import jaxgrad as jg
+    from jaxgrad.inference import GalaxyData
+
+    spec = jg.ModelSpec(lines=("OII_3727_30", "Hb", "OIII_5008"), calibration="sanders25", ny=16, nx=16)
+    maps = np.asarray(jg.line_maps(jg.make_params(logoh0=8.0, z=2.0), spec))
+    errs = np.full(maps.shape, 0.05 * maps.max())
+    GalaxyData(maps, errs, spec=spec)  # internal units: fine
+    with pytest.raises(ValueError, match="errors' median" + (".*erg/s/cm²: multiply by 1e18" if factor < 1 else "")):
+        GalaxyData(maps * factor, errs * factor, spec=spec)
