@@ -172,7 +172,8 @@ def plot_population(pop, covariate: str | None = None, truths: dict | None = Non
 
     Args:
         pop: :class:`~jaxgrad.inference.population.PopulationResult`.
-        covariate: name of a covariate used in the fit (x axis), or None (index).
+        covariate: name of a covariate used in the fit (x axis); None: the first fitted
+            covariate, or the galaxy index for a fit without covariates.
         truths: optional galaxy name -> true ∇Z.
         path: save the figure there.
     """
@@ -180,6 +181,8 @@ def plot_population(pop, covariate: str | None = None, truths: dict | None = Non
     n = len(names)
     xs = np.arange(n, dtype=float)
     xlabel = "galaxy"
+    if covariate is None and pop.covariates:
+        covariate = pop.covariates[0]  # the regression against its covariate, not an intercept at 0
     if covariate is not None:
         if covariate not in pop.covariates:
             raise ValueError(f"covariate {covariate!r} was not fitted; fitted: {pop.covariates}")
@@ -211,7 +214,7 @@ def plot_population(pop, covariate: str | None = None, truths: dict | None = Non
     else:
         line = np.repeat(a[:, None], len(grid), axis=1)
     m = np.median(line, axis=0)
-    ax.plot(grid, m, color="C1", label="population α + β x")
+    ax.plot(grid, m, color="C1", label="population α + β x" if covariate is not None else "population mean")
     t = np.median(tau)
     ax.fill_between(grid, m - t, m + t, color="C1", alpha=0.2, lw=0, label="± τ")
     ax.set_xlabel(xlabel)

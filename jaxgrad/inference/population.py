@@ -104,6 +104,16 @@ __all__ = ["PopulationData", "PopulationResult", "fit_population", "population_m
 
 POP_PARAMS = ("grad_z", "logoh0")
 # the sampled population-level coordinates (standardised units; tau on its own scale)
+HYPER_LABELS = {
+    "mean_grad": "population mean ∇Z (dex/kpc) at the sample's mean covariates",
+    "tau_grad": "intrinsic scatter of ∇Z (dex/kpc)",
+    "mean_z": "population mean Z0 at the sample's mean covariates",
+    "tau_z": "intrinsic scatter of Z0 (dex)",
+    "beta_grad": "slope of ∇Z per unit of the covariate",
+    "beta_z": "slope of Z0 per unit of the covariate",
+    "alpha_grad": "intercept of ∇Z at covariate = 0 (an extrapolation unless 0 is in the sample)",
+    "alpha_z": "intercept of Z0 at covariate = 0",
+}
 HYPER_SITES = ("alpha_grad_std", "tau_grad", "alpha_z_std", "tau_z", "beta_grad_std", "beta_z_std")
 
 
@@ -608,7 +618,8 @@ class PopulationResult:
         out.append(f"{self.config['n_galaxies']} galaxies, steps/draw={d['mean_steps_per_draw']:.1f}, "
                    f"min ESS={d['ess_bulk_min']:.0f}, max R-hat={d['r_hat_max']:.3f}")
         for k, v in self.hyper.items():
-            out.append(f"{k:>24s} {v['median']:10.4g} ± {v['sd']:.3g}  [{v['q2.5']:.4g}, {v['q97.5']:.4g}]")
+            out.append(f"{k:>24s} {v['median']:10.4g} ± {v['sd']:.3g}  [{v['q2.5']:.4g}, {v['q97.5']:.4g}]"
+                       f"  {HYPER_LABELS.get(k.split('[')[0], '')}")
         return "\n".join(out)
 
 
@@ -743,13 +754,17 @@ def fit_population(galaxies: Sequence[GalaxyData], covariates: Mapping | None = 
     diag["ess_bulk_hyper_min"] = float(min(v["ess_bulk"] for v in diag["hyper"].values()))
     diag["r_hat_hyper_max"] = float(max(v["r_hat"] for v in diag["hyper"].values()))
     samples = run.samples
+    # covariate-centred first: the population at the sample's mean covariates, its scatter,
+    # the slopes; the intercepts at covariate = 0 (e.g. log M* = 0) only after them
     hyper = {}
-    for k in ("alpha_grad", "tau_grad", "alpha_z", "tau_z", "mean_grad", "mean_z"):
+    for k in ("mean_grad", "tau_grad", "mean_z", "tau_z"):
         hyper[k] = _summ(samples[k])
     for k in ("beta_grad", "beta_z"):
         if k in samples:
             for j, c in enumerate(cov_names):
                 hyper[f"{k}[{c}]"] = _summ(samples[k][..., j])
+    for k in ("alpha_grad", "alpha_z"):
+        hyper[k] = _summ(samples[k])
     per = {}
     for i, g in enumerate(gals):
         per[g.name] = {"grad_z": _summ(samples["grad_z"][..., i]), "logoh0": _summ(samples["logoh0"][..., i]),
