@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+import numpyro.distributions as dist
 from numpyro.distributions.transforms import biject_to
 
 from jaxgrad import calibrations as _cal
@@ -57,11 +58,14 @@ from jaxgrad.forward import GalaxyParams, ModelSpec, make_params, validate_param
 from jaxgrad.inference import priors as _pri
 from jaxgrad.inference.data import GalaxyData, Obs, logoh_range
 from jaxgrad.inference.likelihood import (
+    LN10,
+    SCATTER_MODELS,
     add_scatter,
     checkerboard_halves,
     cross_reference,
     line_scatter,
     log_likelihood,
+    offset_plan,
     pixel_sigma_ln,
     predict,
 )
@@ -75,7 +79,8 @@ class BranchWarning(UserWarning):
     """The data barely prefer one branch of a double-valued calibration."""
 
 
-def galaxy_model(obs: Obs, *, spec: ModelSpec, kind: str, priors: dict, base: GalaxyParams):
+def galaxy_model(obs: Obs, *, spec: ModelSpec, kind: str, priors: dict, base: GalaxyParams,
+                 offsets: dict | None = None, plane_line=None):
     """NumPyro model of one galaxy.
 
     Args:
@@ -84,11 +89,19 @@ def galaxy_model(obs: Obs, *, spec: ModelSpec, kind: str, priors: dict, base: Ga
         spec: static model spec; kind: ``"maps"``/``"cube"``.
         priors: name -> scalar distribution of every sampled GalaxyParams field.
         base: GalaxyParams holding the fixed values.
+        offsets, plane_line: the coherent calibration offsets
+            (:func:`~jaxgrad.inference.likelihood.offset_plan`), or None.
     """
     dtype = base.r_e.dtype
     vals = {k: jnp.asarray(numpyro.sample(k, d), dtype) for k, d in priors.items()}
     p = base._replace(**vals)
-    numpyro.factor("loglik", log_likelihood(p, obs, spec, kind))
+    scale = None
+    if offsets:
+        delta = jnp.zeros((spec.n_lines,), dtype)
+        for name, (i, sd) in offsets.items():
+            delta = delta.at[i].set(jnp.asarray(numpyro.sample(name, dist.Normal(0.0, sd)), dtype))
+        scale = jnp.exp(LN10 * delta)[jnp.asarray(plane_line)]
+    numpyro.factor("loglik", log_likelihood(p, obs, spec, kind, plane_scale=scale))
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +120,8 @@ class GalaxyModel:
         obs: the data as the likelihood uses them, calibration scatter folded into the
             errors (:func:`~jaxgrad.inference.likelihood.add_scatter`); after
             :func:`fit_galaxy`, with the first-pass MAP model as reference flux.
+        offsets, plane_line: the coherent calibration offsets (``scatter_model="coherent"``;
+            :func:`~jaxgrad.inference.likelihood.offset_plan`), else empty / None.
     """
 
     data: GalaxyData
@@ -118,15 +133,22 @@ class GalaxyModel:
     branch: str | None
     flat: FlatModel
     obs: Obs
+    offsets: dict = field(default_factory=dict)
+    plane_line: np.ndarray | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
         return self.flat.names
 
+    @property
+    def all_priors(self) -> dict:
+        """Every sampled site's prior: the GalaxyParams fields and the calibration offsets."""
+        return {**self.priors, **{k: dist.Normal(0.0, sd) for k, (_, sd) in self.offsets.items()}}
+
     def model(self, obs: Obs):
         """The NumPyro model function (for Predictive, initialize_model, MCMC, ...)."""
         return galaxy_model(obs, spec=self.data.spec, kind=self.data.kind, priors=self.priors,
-                            base=self.base)
+                            base=self.base, offsets=self.offsets, plane_line=self.plane_line)
 
     def with_reference(self, params: GalaxyParams, params_off: GalaxyParams | None = None) -> GalaxyModel:
         """A copy whose calibration-scatter variance uses the model of ``params`` as
@@ -150,7 +172,8 @@ class GalaxyModel:
 
     def prior_start(self, key, n: int) -> jax.Array:
         """``n`` start points drawn from the priors, flat unconstrained ``[n, d]``."""
-        return _prior_draws(tuple(self.priors[k] for k in self.names), key, n).astype(self.flat.u_init.dtype)
+        pri = self.all_priors
+        return _prior_draws(tuple(pri[k] for k in self.names), key, n).astype(self.flat.u_init.dtype)
 
 
 @partial(jax.jit, static_argnums=2)
@@ -164,8 +187,12 @@ def _prior_draws(priors: tuple, key, n: int) -> jax.Array:
 
 
 def build_galaxy_model(data: GalaxyData, priors=None, fixed=None, cal_scatter="calibration",
-                       branch: str | None = None, key=None) -> GalaxyModel:
+                       branch: str | None = None, key=None, scatter_model: str = "pixel") -> GalaxyModel:
     """Resolve priors and fixed values, validate them and build the flat model.
+
+    ``scatter_model``: ``"pixel"`` (the calibration scatter as independent per-pixel
+    variance) or ``"coherent"`` (one sampled offset per line and galaxy); see
+    :mod:`jaxgrad.inference.likelihood`.
 
     ``branch``: ``"lower"``/``"upper"`` restricts the logoh0 prior to that branch;
     None/``"none"`` leaves it as is. (:func:`fit_galaxy` chooses it for ``"auto"``.)
@@ -189,21 +216,28 @@ def build_galaxy_model(data: GalaxyData, priors=None, fixed=None, cal_scatter="c
         lo, hi = logoh_range(spec)
         if not lo <= float(base.logoh0) <= hi:
             raise ValueError(f"fixed logoh0={float(base.logoh0)} outside the valid range [{lo}, {hi}] of {spec.calibration}")
+    if scatter_model not in SCATTER_MODELS:
+        raise ValueError(f"scatter_model must be one of {SCATTER_MODELS}, got {scatter_model!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
         scat, used = line_scatter(spec, cal_scatter)
+        offsets, plane_line = {}, None
+        if scatter_model == "coherent":
+            offsets, plane_line = offset_plan(spec, data.kind, scat, float(base.z))
+            scat = np.zeros_like(scat)  # no per-pixel term: the offsets carry the scatter
         sigma_ln = pixel_sigma_ln(spec, data.kind, scat, float(base.z))
     if not pri:
         raise ValueError("nothing to sample: every parameter is fixed")
 
     def model(obs):
-        return galaxy_model(obs, spec=spec, kind=data.kind, priors=pri, base=base)
+        return galaxy_model(obs, spec=spec, kind=data.kind, priors=pri, base=base, offsets=offsets,
+                            plane_line=plane_line)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", _cal.UnverifiedCalibrationWarning)
         obs = add_scatter(data.obs(), sigma_ln)
         flat = flatten_model(model, (obs,), key)
-    return GalaxyModel(data, pri, fixed, base, sigma_ln, used, branch, flat, obs)
+    return GalaxyModel(data, pri, fixed, base, sigma_ln, used, branch, flat, obs, offsets, plane_line)
 
 
 _predict_jit = jax.jit(predict, static_argnums=(1, 2))
@@ -221,11 +255,12 @@ def _to_coords(gm_from: GalaxyModel, gm_to: GalaxyModel, u, cov):
     def f(v):
         out = []
         for i, k in enumerate(names):
-            x = biject_to(gm_from.priors[k].support)(v[i])
-            lo, hi = _pri.support_bounds(gm_to.priors[k])
+            p_from, p_to = gm_from.all_priors[k], gm_to.all_priors[k]
+            x = biject_to(p_from.support)(v[i])
+            lo, hi = _pri.support_bounds(p_to)
             if np.isfinite(hi - lo):
                 x = jnp.clip(x, lo + 1e-4 * (hi - lo), hi - 1e-4 * (hi - lo))
-            out.append(biject_to(gm_to.priors[k].support).inv(x))
+            out.append(biject_to(p_to.support).inv(x))
         return jnp.stack(out)
 
     u = jnp.asarray(u)
@@ -391,6 +426,7 @@ def _make_idata(gm: GalaxyModel, run, config: dict, obs: Obs):
 def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 500,
                num_samples: int = 1000, num_chains: int = 1, seed: int = 0,
                cal_scatter="calibration", branch: str = "auto", dense_mass: bool = True,
+               scatter_model: str = "pixel",
                max_tree_depth: int = 8, target_accept_prob: float = 0.85,
                n_map_starts: int = 3, segment: int | None = None) -> FitResult:
     """Fit one galaxy's maps (or cube) with the forward model and NUTS.
@@ -410,7 +446,9 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
         num_warmup, num_samples, num_chains: NUTS settings (chains run one after the
             other through one compiled sampler).
         seed: integer seed of the PRNG key.
-        cal_scatter: calibration-scatter term (see :mod:`jaxgrad.inference.likelihood`).
+        cal_scatter: calibration-scatter values (see :mod:`jaxgrad.inference.likelihood`).
+        scatter_model: ``"pixel"`` or ``"coherent"`` (one sampled offset per line:
+            see :mod:`jaxgrad.inference.likelihood`).
         branch: ``"auto"``, ``"lower"``, ``"upper"`` or ``"none"``.
         dense_mass: dense (default) or diagonal mass matrix.
         max_tree_depth, target_accept_prob: NUTS settings.
@@ -432,7 +470,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     key = jax.random.key(seed)
     k_map, k_nuts = jax.random.split(key)
     spec = data.spec
-    gm0 = build_galaxy_model(data, priors, fixed, cal_scatter, None)
+    gm0 = build_galaxy_model(data, priors, fixed, cal_scatter, None, scatter_model=scatter_model)
     candidates = [None]
     if "logoh0" in gm0.priors:
         if branch == "auto" and _pri.turnover(spec) is not None and not _pri.branch_breaking(spec):
@@ -497,7 +535,8 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     if chosen is None:
         gm, u_map, cov = gm0, m.x, m.cov
     else:
-        gm = replace(build_galaxy_model(data, priors, fixed, cal_scatter, chosen), obs=obs)
+        gm = replace(build_galaxy_model(data, priors, fixed, cal_scatter, chosen, scatter_model=scatter_model),
+                     obs=obs)
         u_map, cov = _to_coords(gm0, gm, m.x, m.cov)
     u_map = jnp.asarray(u_map, gm.flat.u_init.dtype)
     run = nuts_from_map(gm.flat, (obs,), key=k_nuts, u_map=u_map, cov=cov, num_warmup=num_warmup,
@@ -515,6 +554,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
               "fixed": {k: float(np.asarray(v)) for k, v in gm.fixed.items()},
               "known": {k: float(np.asarray(v)) for k, v in data.known.items()},
               "cal_scatter": {k: list(v) for k, v in gm.scatter_used.items()},
+              "scatter_model": scatter_model,
               "sampler": {"num_warmup": num_warmup, "num_samples": num_samples, "num_chains": num_chains,
                           "dense_mass": dense_mass, "max_tree_depth": max_tree_depth,
                           "target_accept_prob": target_accept_prob, "seed": seed},

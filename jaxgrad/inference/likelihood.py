@@ -40,7 +40,13 @@ variance into ``Obs.err``; the likelihood itself is a fixed-variance Gaussian.
 Cubes: channel c is assigned to the spec line nearest in wavelength (at the known
 redshift) and uses that line's s_l; exact when lines do not overlap in a channel.
 
-Scatter choices (``cal_scatter`` argument):
+Scatter models (``scatter_model`` argument of :func:`~jaxgrad.inference.fit_galaxy`):
+  * ``"pixel"``: the variance term above, independent from pixel to pixel;
+  * ``"coherent"``: one offset per line and galaxy, δ_l ~ N(0, s_l), sampled
+    (:func:`offset_plan`); no per-pixel term. The scatter then does not average down as
+    1/√N_pix, and Z0's interval includes the calibration's zero-point uncertainty.
+
+Scatter values (``cal_scatter`` argument):
   * ``"calibration"``: the calibration's published scatter per diagnostic; an
     unverified candidate where only that exists; :data:`DEFAULT_SCATTER_DEX` where none
     is published (e.g. Sanders+24 O32 and Ne3O2) — listed by :func:`line_scatter`.
@@ -62,7 +68,7 @@ from jaxgrad import lines as _lines
 from jaxgrad.forward import GalaxyParams, ModelSpec, cube_kernel, line_maps_kernel
 from jaxgrad.inference.data import Obs, channel_lines
 
-__all__ = ["DEFAULT_SCATTER_DEX", "add_scatter", "checkerboard", "checkerboard_halves", "cross_reference", "line_scatter", "log_likelihood", "pixel_sigma_ln", "predict"]
+__all__ = ["DEFAULT_SCATTER_DEX", "SCATTER_MODELS", "offset_plan", "add_scatter", "checkerboard", "checkerboard_halves", "cross_reference", "line_scatter", "log_likelihood", "pixel_sigma_ln", "predict"]
 
 DEFAULT_SCATTER_DEX = 0.1
 LN10 = math.log(10.0)
@@ -121,6 +127,28 @@ def pixel_sigma_ln(spec: ModelSpec, kind: str, scatter_dex: np.ndarray, z: float
     return s[channel_lines(spec, z)]
 
 
+SCATTER_MODELS = ("pixel", "coherent")
+
+
+def offset_plan(spec: ModelSpec, kind: str, scatter_dex, z: float) -> tuple[dict, np.ndarray]:
+    """The coherent calibration-scatter model's offsets of one galaxy.
+
+    A calibration's scatter is galaxy-to-galaxy: a galaxy's ratios sit off the fitted
+    relation by one amount for the whole galaxy (its ionisation conditions), not by an
+    independent amount in every pixel. Each line l with scatter s_l > 0 gets one offset
+    δ_l ~ N(0, s_l) (dex) of its ratio to Hβ, sampled with the other parameters; the
+    model of every plane of that line is multiplied by 10^δ_l.
+
+    Returns:
+        ({site name ``cal_offset_<line>``: (line index, s_l)}, ``[K]`` line index of every
+        data plane).
+    """
+    sites = {f"cal_offset_{ln}": (i, float(sd)) for i, (ln, sd) in enumerate(zip(spec.lines, scatter_dex, strict=True))
+             if sd > 0}
+    plane_line = np.arange(spec.n_lines) if kind == "maps" else np.asarray(channel_lines(spec, z))
+    return sites, plane_line
+
+
 def predict(params: GalaxyParams, spec: ModelSpec, kind: str, psf_image=None):
     """PSF-convolved model ``[K, ny, nx]``: line maps or cube (traceable)."""
     img = psf_image if spec.psf_model == "image" else None
@@ -165,7 +193,8 @@ def add_scatter(obs: Obs, sigma_ln, ref=None) -> Obs:
     return obs._replace(err=jnp.sqrt(obs.err**2 + (ref * sig) ** 2))
 
 
-def log_likelihood(params: GalaxyParams, obs: Obs, spec: ModelSpec, kind: str, normalised: bool = True):
+def log_likelihood(params: GalaxyParams, obs: Obs, spec: ModelSpec, kind: str, normalised: bool = True,
+                   plane_scale=None):
     """Gaussian log-likelihood of one galaxy's data (scalar; traceable, vmappable).
 
     Args:
@@ -179,8 +208,12 @@ def log_likelihood(params: GalaxyParams, obs: Obs, spec: ModelSpec, kind: str, n
             O(√N) for a fitting model instead of O(N). Samplers summing many galaxies in
             float32 need this: at 10⁴ galaxies × 10³ pixels the normalised sum is ~10⁷
             with an ulp of 1, and that rounding noise in the energy stalls NUTS.
+        plane_scale: optional factor per data plane ``[K]`` on the model (the coherent
+            calibration offsets 10^δ_l, see :func:`offset_plan`).
     """
     model = predict(params, spec, kind, obs.psf_image)
+    if plane_scale is not None:
+        model = model * plane_scale[:, None, None]
     var = obs.err**2
     resid = obs.data - model
     if not normalised:

@@ -39,7 +39,7 @@ def noise_level(params: GalaxyParams, spec: ModelSpec, snr: float, kind: str = "
 
 @partial(jax.jit, static_argnums=(2, 4, 6))
 def simulate_planes(key, params: GalaxyParams, spec: ModelSpec, sigma, kind: str = "maps",
-                    sigma_ln=None, scatter_law: str = "lognormal"):
+                    sigma_ln=None, scatter_law: str = "lognormal", plane_scale=None):
     """Noisy model planes ``[K, ny, nx]`` (traceable; vmap over keys/params for batches).
 
     Args:
@@ -54,10 +54,14 @@ def simulate_planes(key, params: GalaxyParams, spec: ModelSpec, sigma, kind: str
             median-preserving, so the mean flux is biased up by exp((s ln10)²/2)) or
             ``"gaussian"`` (flux × (1 + s ln10 N): exactly the linearised law the
             likelihood assumes — the well-specified case for sampler and recovery checks).
+        plane_scale: optional factor per plane ``[K]`` for the whole galaxy (coherent
+            calibration offsets: 10^δ_l of each line's ratio to Hβ).
     """
     if scatter_law not in ("lognormal", "gaussian"):
         raise ValueError(f"scatter_law must be 'lognormal' or 'gaussian', got {scatter_law!r}")
     model = predict(params, spec, kind)
+    if plane_scale is not None:
+        model = model * jnp.asarray(plane_scale, model.dtype)[:, None, None]
     k_noise, k_scat = jax.random.split(key)
     if sigma_ln is not None:
         sl = jnp.asarray(sigma_ln, model.dtype)[:, None, None]
