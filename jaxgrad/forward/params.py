@@ -166,8 +166,8 @@ class ModelSpec:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not (self.pixel_scale > 0):
-            raise ValueError(f"pixel_scale must be > 0 arcsec, got {self.pixel_scale!r}")
+        if not (np.isfinite(self.pixel_scale) and self.pixel_scale > 0):
+            raise ValueError(f"pixel_scale must be a finite number > 0 arcsec, got {self.pixel_scale!r}")
         if self.psf_model not in _psf.MODELS:
             raise ValueError(f"psf_model must be one of {_psf.MODELS}, got {self.psf_model!r}")
         if self.dust_law not in _dust.LAWS:

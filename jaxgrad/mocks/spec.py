@@ -123,10 +123,15 @@ class SuiteSpec:
             v = getattr(self, name)
             if v is not None and not (len(v) == 2 and 0 < v[0] <= v[1] < np.inf):
                 raise ValueError(f"{name} must be (min, max) with 0 < min <= max, got {v}")
-        for name in ("r_e", "sersic_n", "z", "flux_hb", "pixel_scale", "max_radius_re", "sigma0"):
+        for name in ("r_e", "sersic_n", "z", "flux_hb", "pixel_scale", "max_radius_re", "sigma0", "channel_kms",
+                     "lsf_sigma"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be finite and > 0, got {v!r}")
+        for name in ("ny", "nx", "n_chan_per_line", "oversample"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         if not (0.0 <= self.inc < 85.0):
             raise ValueError(f"inc must be in [0, 85) degrees (thin disk seen at an angle), got {self.inc!r}")
         if not (np.isfinite(self.av) and 0.0 <= self.av <= 10.0):

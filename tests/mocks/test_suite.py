@@ -81,7 +81,8 @@ def test_profile_leaving_the_range_is_refused_or_cut():
     for bad, match in (({"r_e": 0.0}, "r_e"), ({"inc": 90.0}, "inc"), ({"z": 0.0}, "z"),
                        ({"sersic_n": 0.0}, "sersic_n"), ({"flux_hb": -1.0}, "flux_hb"), ({"av": 50.0}, "av"),
                        ({"logu": 0.0}, "log"), ({"logoh_center": 10.5}, "logoh_center"),
-                       ({"estimator": "max"}, "estimator")):
+                       ({"estimator": "max"}, "estimator"), ({"channel_kms": 0.0}, "channel_kms"),
+                       ({"oversample": 2.7}, "oversample"), ({"pixel_scale": float("inf")}, "pixel_scale")):
         with pytest.raises(ValueError, match=match):
             mocks.SuiteSpec(**bad)
 
