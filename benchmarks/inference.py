@@ -167,7 +167,7 @@ def _galaxy_fit(quick: bool, full: bool, draws: tuple[int, int] | None = None):
 
     data, priors = galaxy_problem(full)
     nw, ns = draws or ((300, 500) if quick else (500, 1000))
-    res = fit_galaxy(data, priors=priors, num_warmup=nw, num_samples=ns, seed=0)
+    res = fit_galaxy(data, priors=priors, num_warmup=nw, num_samples=ns, num_chains=1, seed=0)
     gm = res.model
     vg = gm.vg()
     u_map = np.array([float(biject_to(gm.priors[k].support).inv(res.map[k])) for k in gm.names], np.float32)

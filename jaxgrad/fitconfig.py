@@ -13,7 +13,7 @@ Example configuration (every key shown; ``[[galaxy]]`` repeats for a population)
     [sampler]
     num_warmup = 500
     num_samples = 1000
-    num_chains = 1
+    num_chains = 2
     seed = 0
 
     [output]
@@ -186,7 +186,7 @@ def run_fit(config_path, progress: bool = True) -> dict:
     from jaxgrad.inference import plots as iplots
 
     model = cfg.get("model", {})
-    smp = {"num_warmup": 500, "num_samples": 1000, "num_chains": 1, "seed": 0, **cfg.get("sampler", {})}
+    smp = {"num_warmup": 500, "num_samples": 1000, "num_chains": 2, "seed": 0, **cfg.get("sampler", {})}
     from jaxgrad.io.paths import atomic_path, atomic_write_text, prepare_output_dir
 
     # checked before any work starts: a finished fit is never lost to an unwritable folder

@@ -104,6 +104,7 @@ calibration = "sanders24"
 [sampler]
 num_warmup = {n_warm}
 num_samples = {n_samp}
+num_chains = 1
 seed = 1
 [output]
 dir = "{tmp_path / 'out'}"
@@ -227,7 +228,7 @@ def test_atomic_writes_replace_a_planted_symlink(tmp_path):
     ('lines = ["OII_3727_30", "Hb", "OIII_5008"]', 'lines = "OIII_5008"', "lines in [model] must be a list of strings"),
     ("z = 2.0", 'z = "two"', "z in galaxy 0 must be a number"),
     ("inc = 30.0", 'inc = "thirty"', "known.inc in galaxy 0 must be a number"),
-    ("seed = 1", "seed = 1\nnum_chains = 0", "num_chains in [sampler] must be >= 1"),
+    ("num_chains = 1", "num_chains = 0", "num_chains in [sampler] must be >= 1"),
 ])
 def test_fit_config_values_are_type_checked(tmp_path, capsys, old, new, needle):
     cfg = _write_fit_inputs(tmp_path)

@@ -424,7 +424,7 @@ def _make_idata(gm: GalaxyModel, run, config: dict, obs: Obs):
 
 
 def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 500,
-               num_samples: int = 1000, num_chains: int = 1, seed: int = 0,
+               num_samples: int = 1000, num_chains: int = 2, seed: int = 0,
                cal_scatter="calibration", branch: str = "auto", dense_mass: bool = True,
                scatter_model: str = "pixel",
                max_tree_depth: int = 8, target_accept_prob: float = 0.85,
@@ -444,7 +444,7 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
             :func:`~jaxgrad.inference.priors.default_priors` (None removes a default).
         fixed: name -> value of parameters held fixed (overrides ``data.known``).
         num_warmup, num_samples, num_chains: NUTS settings (chains run one after the
-            other through one compiled sampler).
+            other through one compiled sampler; two by default, so R-hat compares chains).
         seed: integer seed of the PRNG key.
         cal_scatter: calibration-scatter values (see :mod:`jaxgrad.inference.likelihood`).
         scatter_model: ``"pixel"`` or ``"coherent"`` (one sampled offset per line:
