@@ -207,11 +207,17 @@ def _cmd_mocks(args) -> int:
     from jaxgrad import mocks
 
     if args.action == "run":
+        multi = [args.coordinator, args.num_processes, args.process_id]
+        if any(v is not None for v in multi) and not all(v is not None for v in multi):
+            raise CLIError("multi-host runs need --coordinator HOST:PORT, --num-processes H and --process-id r "
+                           "together (without --coordinator every host would compute every chunk)")
         if args.coordinator:
+            if not (args.num_processes >= 1 and 0 <= args.process_id < args.num_processes):
+                raise CLIError(f"--process-id must be in [0, {args.num_processes - 1}], got {args.process_id}")
             import jax
 
             jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
-                                       process_id=args.process_id)
+                                       process_id=args.process_id, initialization_timeout=args.timeout)
         spec = mocks.resolve(args.spec)
         res = mocks.run_suite(spec, args.n, args.out, seed=args.seed, chunk_size=args.chunk_size,
                               progress=not args.no_progress)
@@ -301,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("--coordinator", default=None, help="multi-host: HOST:PORT of process 0")
     mr.add_argument("--num-processes", type=int, default=None)
     mr.add_argument("--process-id", type=int, default=None)
+    mr.add_argument("--timeout", type=int, default=300, help="seconds to wait for the coordinator")
     mc = msub.add_parser("curves", help="fit and plot the correction curves of a finished suite")
     mc.add_argument("dir")
     mc.add_argument("--column", default="grad_meas", help="measured-gradient column")

@@ -236,3 +236,13 @@ def test_fit_config_values_are_type_checked(tmp_path, capsys, old, new, needle):
     cfg.write_text(cfg.read_text().replace(old, new))
     assert cli.main(["fit", str(cfg)]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_multi_host_flags_are_validated_together(tmp_path, capsys):
+    for extra in (["--num-processes", "2", "--process-id", "0"], ["--coordinator", "127.0.0.1:1", "--process-id", "0"]):
+        assert cli.main(["mocks", "run", "maps", "--n", "4", "--out", str(tmp_path / "s"), *extra]) == 2
+        assert "together" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before any work
+    assert cli.main(["mocks", "run", "maps", "--n", "4", "--out", str(tmp_path / "s"), "--coordinator", "127.0.0.1:1",
+                     "--num-processes", "2", "--process-id", "2"]) == 2
+    assert "--process-id must be in [0, 1]" in capsys.readouterr().err

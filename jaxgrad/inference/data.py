@@ -150,6 +150,17 @@ class GalaxyData:
         unknown = set(known) - set(GalaxyParams._fields)
         if unknown:
             raise ValueError(f"{who}: unknown keys in known: {sorted(unknown)}; valid: {GalaxyParams._fields}")
+        if self.kind == "cube" and "z" in known:
+            # every line at the known redshift must fall inside the cube, or the fit would
+            # return its prior for that line's parameters as if it were a measurement
+            z = float(known["z"])
+            edges = np.concatenate([np.asarray(e, float) for _, e in self.spec.windows])
+            lo, hi = float(edges.min()), float(edges.max())
+            out = [n for n in self.spec.lines
+                   if any(not (lo <= c * (1 + z) / 1e4 <= hi) for c in _lines.get(n).components)]
+            if out:
+                raise ValueError(f"{who}: at z = {z:g} the line(s) {out} fall outside the cube "
+                                 f"({lo:.4f}-{hi:.4f} µm): check the redshift, or drop them from the spec")
         psf = self.psf_image
         if self.spec.psf_model == "image":
             if psf is None:

@@ -185,3 +185,17 @@ def test_fluxes_in_an_implausible_unit_are_refused(factor):
     GalaxyData(maps, errs, spec=spec)  # internal units: fine
     with pytest.raises(ValueError, match="errors' median" + (".*erg/s/cm²: multiply by 1e18" if factor < 1 else "")):
         GalaxyData(maps * factor, errs * factor, spec=spec)
+
+
+def test_cube_lines_outside_the_cube_are_refused():
+    """A z = 2 cube given z = 5: every line outside the cube; the fit returned its prior."""
+    import jaxgrad as jg
+    from jaxgrad.inference import GalaxyData
+
+    spec = jg.default_channels(jg.ModelSpec(lines=("Hb", "OIII_5008"), calibration="sanders25", ny=8, nx=8),
+                               z=2.0, dv_kms=100.0)
+    n = spec.n_chan
+    cube = np.ones((n, 8, 8))
+    GalaxyData.from_cube(cube, cube, spec, known={"z": 2.0})
+    with pytest.raises(ValueError, match=r"fall outside the cube"):
+        GalaxyData.from_cube(cube, cube, spec, known={"z": 5.0})
