@@ -405,8 +405,13 @@ def read_cube(path, sci="SCI", err="ERR", dq="DQ", *, units: str = "internal",
         else:
             scale = _pixel_scale_from_wcs(h_sci.header, f"{where} extension {h_sci.name}")
         header = h_sci.header.copy()
+        err_bunit = h_err.header.get("BUNIT")
         primary = hdul[0].header.copy()
     native = _parse_unit(header.get("BUNIT"), f"{where} {header.get('EXTNAME', 'SCI')}")
+    # an ERR extension with its own BUNIT is converted with that unit, not SCI's
+    e_native = _parse_unit(err_bunit, f"{where} ERR") if err_bunit else native
+    if units != "internal" and e_native != native:
+        raise ValueError(f"{where}: ERR's BUNIT {e_native} differs from SCI's {native}; use units='internal'")
     good = dq_ok & np.isfinite(flux) & np.isfinite(e)
     good = _check_err(flux, e, good, f"{where} {header.get('EXTNAME', 'SCI')}/ERR", on_bad_err)
     if np.any(np.diff(lam) < 0):
@@ -419,10 +424,13 @@ def read_cube(path, sci="SCI", err="ERR", dq="DQ", *, units: str = "internal",
             warnings.warn(f"{where}: no BUNIT; assuming the data are already in {BUNIT_INTERNAL} "
                           "per channel per pixel", UserWarning, stacklevel=2)
         fac = flux_conversion(native, scale, lam, width)
+        efac = fac if e_native == native else flux_conversion(e_native, scale, lam, width)
         if np.any(np.asarray(fac) != 1.0):
             f3 = np.asarray(fac, float).reshape(-1, 1, 1) if np.ndim(fac) else float(fac)
             flux = (flux * f3).astype(flux.dtype, copy=False)
-            e = (e * f3).astype(e.dtype, copy=False)
+        if np.any(np.asarray(efac) != 1.0):
+            e3 = np.asarray(efac, float).reshape(-1, 1, 1) if np.ndim(efac) else float(efac)
+            e = (e * e3).astype(e.dtype, copy=False)
         out_unit = INTERNAL_FLUX_UNIT
     return CubeData(flux=flux, err=e, mask=good, wavelength_um=lam, channel_width_um=width,
                     pixel_scale_arcsec=scale, header=header, primary_header=primary,
@@ -485,8 +493,10 @@ def read_maps(path_or_paths, lines, err_suffix: str = "_ERR", *, units: str = "i
                 f = _float_array(hf.data, f"{str(fp)!r}")
                 hdr = hf.header.copy()
             with _open(ep) as h2:
-                e = _float_array(_first_image(h2, ep).data, f"{str(ep)!r}")
-            items.append((n, f, hdr, e, f"{str(fp)!r}"))
+                he = _first_image(h2, ep)
+                e = _float_array(he.data, f"{str(ep)!r}")
+                ehdr = he.header.copy()
+            items.append((n, f, hdr, e, f"{str(fp)!r}", ehdr))
     else:
         path = path_or_paths
         with _open(path) as hdul:
@@ -495,10 +505,10 @@ def read_maps(path_or_paths, lines, err_suffix: str = "_ERR", *, units: str = "i
                 he = _hdu(hdul, n + err_suffix, path, f"{n} error map")
                 f = _float_array(hf.data, f"{str(path)!r} extension {n}")
                 e = _float_array(he.data, f"{str(path)!r} extension {n + err_suffix}")
-                items.append((n, f, hf.header.copy(), e, f"{str(path)!r} extension {n}"))
+                items.append((n, f, hf.header.copy(), e, f"{str(path)!r} extension {n}", he.header.copy()))
     shape = items[0][1].shape
     scales = []
-    for _n, f, hdr, e, where in items:
+    for _n, f, hdr, e, where, _eh in items:
         if f.ndim != 2:
             raise ValueError(f"{where}: a line map must be 2-D [ny, nx], got shape {f.shape}")
         if f.shape != shape:
@@ -517,20 +527,27 @@ def read_maps(path_or_paths, lines, err_suffix: str = "_ERR", *, units: str = "i
             raise ValueError(f"line maps have different pixel scales (arcsec): "
                              f"{dict(zip(lines, scales, strict=True))}")
     fl, er, mk, hdrs = [], [], [], []
-    for _n, f, hdr, e, where in items:
-        good = np.isfinite(f) & np.isfinite(e)
-        good = _check_err(f, e, good, where, on_bad_err)
+    for _n, f, hdr, e, where, ehdr in items:
         native = _parse_unit(hdr.get("BUNIT"), where)
+        # an error map with its own BUNIT is converted with that unit, not the flux map's
+        e_native = _parse_unit(ehdr.get("BUNIT"), where + " error map") if ehdr.get("BUNIT") else native
         if units == "internal":
             if native is None:
                 warnings.warn(f"{where}: no BUNIT; assuming {BUNIT_INTERNAL} per pixel",
                               UserWarning, stacklevel=2)
             fac = float(flux_conversion(native, scale))
+            efac = fac if e_native == native else float(flux_conversion(e_native, scale))
             if fac != 1.0:
                 f = (f * fac).astype(f.dtype, copy=False)
-                e = (e * fac).astype(e.dtype, copy=False)
+            if efac != 1.0:
+                e = (e * efac).astype(e.dtype, copy=False)
+        elif e_native != native:
+            raise ValueError(f"{where}: the error map's BUNIT {e_native} differs from the flux map's {native}; "
+                             "use units='internal'")
         elif fl and native != _parse_unit(hdrs[0].get("BUNIT"), where):
             raise ValueError(f"{where}: BUNIT {native} differs from the first map's; use units='internal'")
+        good = np.isfinite(f) & np.isfinite(e)
+        good = _check_err(f, e, good, where, on_bad_err)
         fl.append(f)
         er.append(e)
         mk.append(good)

@@ -359,3 +359,31 @@ def test_write_table_and_save_idata(tmp_path):
     np.testing.assert_array_equal(back.posterior["grad_z"].values, draws)
     with pytest.raises(ValueError, match="InferenceData"):
         jf.save_idata({"grad_z": draws}, tmp_path / "x.nc")
+
+
+def test_error_extension_with_its_own_bunit(tmp_path):
+    """An ERR extension's BUNIT is used for the errors (they were scaled with SCI's unit)."""
+    from astropy.io import fits
+
+    from jaxgrad import io
+
+    lines = ("Hb", "OIII_5008")
+    f = np.ones((2, 6, 6))
+    e = np.full((2, 6, 6), 0.1)
+    io.write_maps(tmp_path / "m.fits", f, e, lines, 0.1)
+    with fits.open(tmp_path / "m.fits", mode="update") as h:
+        for n in lines:
+            h[n + "_ERR"].header["BUNIT"] = "1e-17 erg / (s cm2)"  # errors 10x the flux unit
+    md = io.read_maps(tmp_path / "m.fits", lines)
+    np.testing.assert_allclose(md.flux, 1.0)
+    np.testing.assert_allclose(md.err, 1.0)  # 0.1 x 1e-17 = 1.0 x 1e-18
+    import jaxgrad as jg
+
+    spec = jg.default_channels(jg.ModelSpec(lines=lines, calibration="sanders25", ny=6, nx=6, pixel_scale=0.1),
+                               z=2.0, dv_kms=100.0)
+    cube = np.ones((spec.n_chan, 6, 6))
+    io.write_cube(tmp_path / "c.fits", cube, spec, 2.0, err=np.full(cube.shape, 0.1))
+    with fits.open(tmp_path / "c.fits", mode="update") as h:
+        h["ERR"].header["BUNIT"] = "1e-17 erg / (s cm2)"
+    cd = io.read_cube(tmp_path / "c.fits", dq=None)
+    np.testing.assert_allclose(cd.err / cd.flux, 1.0, rtol=1e-6)
