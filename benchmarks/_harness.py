@@ -111,6 +111,22 @@ def time_interleaved(calls: dict, rounds: int = 7, round_s: float = 0.15, min_ca
     return out
 
 
+def load_rows(work) -> tuple[Path, list[dict]]:
+    """A resumable benchmark's rows: one JSON line each in ``WORK/fits.jsonl`` (created)."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "fits.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    return path, rows
+
+
+def append_row(path: Path, rows: list[dict], row: dict) -> None:
+    """Keep ``row`` in memory and on disk at once (a killed run loses only the fit in flight)."""
+    rows.append(row)
+    with Path(path).open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def write(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name

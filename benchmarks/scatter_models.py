@@ -17,7 +17,6 @@ table goes to ``benchmarks/results/scatter_models.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -106,10 +105,7 @@ def main(argv=None):
     ap.add_argument("--generating", nargs="*", default=list(GENERATING))
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "fits.jsonl"
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+    path, rows = H.load_rows(args.work)
     done = {(r["index"], r["gen"], r["fit"]) for r in rows}
     if not args.report_only:
         for i in range(args.n):
@@ -118,9 +114,7 @@ def main(argv=None):
                     if (i, g, f) in done:
                         continue
                     r = fit_row(i, g, f, args.seed, args.warmup, args.samples)
-                    rows.append(r)
-                    with path.open("a") as fh:
-                        fh.write(json.dumps(r) + "\n")
+                    H.append_row(path, rows, r)
                     print(f"{i:3d} {g:8s} fit {f:8s}: grad {r['grad_z']['q'][2]:+.3f} (truth {r['grad_z']['truth']:+.3f}) "
                           f"Z0 {r['logoh0']['q'][2]:.3f} ± {r['logoh0']['sd']:.3f} (truth {r['logoh0']['truth']:.3f}) "
                           f"{r['wall_s']:.1f} s", flush=True)

@@ -16,7 +16,6 @@ fits). The summary goes to ``benchmarks/results/suite_forward_fits.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -100,10 +99,7 @@ def main(argv=None):
     from jaxgrad import mocks
 
     suite = mocks.SuiteSpec(mode="maps")
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "fits.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    path, rows = H.load_rows(args.work)
     done = {r["index"] for r in rows}
     t0 = time.perf_counter()
     if not args.report_only:
@@ -114,9 +110,7 @@ def main(argv=None):
                 print(f"time limit reached after {len(rows)} fits; run again to resume", flush=True)
                 break
             row = fit_one(suite, args.seed, i, args.warmup, args.samples)
-            rows.append(row)
-            with path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            H.append_row(path, rows, row)
             print(f"mock {i:4d}: x {row['two_re_over_beam']:.2f}, truth {row['grad_true']:+.2f}, forward model "
                   f"{row['fm_median']:+.3f} ± {row['fm_sd']:.3f}, pipeline {row['pipe_grad']:+.3f} "
                   f"({row['fm_wall_s']:.1f} s)", flush=True)
