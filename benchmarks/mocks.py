@@ -162,7 +162,7 @@ def main(argv=None):
         dys_suite = eq4 * n_suite
         gen_rows = [r for r in rows if r["kind"] == "generate"]
         gen_best = min(r["median_s"] / r["batch"] for r in gen_rows) if gen_rows else None
-        ratio = {"dysmalpy_4line_cube_s": eq4, "dysmalpy_one_line_12chan_s": dys_line["median_s"],
+        ratio = {"dysmalpy_equivalent_cube_s": eq4, "lines_per_cube": n_lines, "dysmalpy_one_line_12chan_s": dys_line["median_s"],
                  "dysmalpy_one_line_48chan_s": dys["median_s"],
                  "dysmalpy_suite_generation_s_estimate": dys_suite, "jaxgrad_suite_s": t_suite,
                  "ratio": dys_suite / t_suite,
