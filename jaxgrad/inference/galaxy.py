@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,8 @@ from jaxgrad.inference.likelihood import (
 )
 from jaxgrad.inference.optim import POLISH, distinct_rows, find_map
 from jaxgrad.inference.sampler import FlatModel, diagnose, flatten_model, nuts_from_map
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["BranchWarning", "FitResult", "GalaxyModel", "build_galaxy_model", "fit_galaxy", "galaxy_model", "summary_table"]
 
@@ -485,6 +488,8 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
     vg = gm0.vg()
     t0 = time.perf_counter()
     starts = _map_starts(gm0, k_map, n_map_starts, branch_values)
+    _log.info("fit_galaxy %r: MAP from %d start(s) over %d parameters (compiling the model first)",
+              data.name, len(starts), len(gm0.names))
     n_evals = 0
     if np.any(gm0.sigma_ln > 0):
         # pass 1: noise-only MAP -> reference model for the calibration-scatter variance
@@ -539,6 +544,8 @@ def fit_galaxy(data: GalaxyData, priors=None, fixed=None, *, num_warmup: int = 5
                      obs=obs)
         u_map, cov = _to_coords(gm0, gm, m.x, m.cov)
     u_map = jnp.asarray(u_map, gm.flat.u_init.dtype)
+    _log.info("fit_galaxy %r: MAP done in %.1f s (%d evaluations); compiling NUTS, then %d chain(s) x (%d + %d)",
+              data.name, t_map, n_evals, num_chains, num_warmup, num_samples)
     run = nuts_from_map(gm.flat, (obs,), key=k_nuts, u_map=u_map, cov=cov, num_warmup=num_warmup,
                         num_samples=num_samples, num_chains=num_chains, dense_mass=dense_mass,
                         max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob,

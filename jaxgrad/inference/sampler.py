@@ -63,6 +63,8 @@ class ConvergenceWarning(UserWarning):
     ``diagnostics["problems"]``; its numbers are not yet a measurement."""
 
 
+PROGRESS_EVERY_S = 5.0  # seconds between NUTS progress lines (first and last always shown)
+
 # health thresholds (Vehtari et al. 2021: R-hat < 1.01, bulk ESS > 100 per chain)
 HEALTH = {"r_hat_max": 1.01, "ess_bulk_per_chain": 100.0, "divergent_fraction": 0.0,
           "frac_max_treedepth": 0.05}
@@ -265,9 +267,16 @@ def run_nuts(flat: FlatModel, args: tuple, u0, *, key, inv_mass=None, num_warmup
     if (checkpoint is not None or time_budget_s is not None) and segment is None:
         segment = 100
     if segment is not None:
+        last = {}
+
         def progress(c, done, total, sec):
-            _log.info("NUTS %s: %d/%d iterations (%s) at %.1f s", "chains" if c < 0 else f"chain {c + 1}/{n_chains}",
-                      done, total, "warm-up" if done <= num_warmup else "sampling", sec)
+            # the first segment, the last, and between them at most one line per
+            # PROGRESS_EVERY_S seconds (a fast chain printed 20 lines in one second)
+            if done == total or c not in last or sec - last[c] >= PROGRESS_EVERY_S:
+                last[c] = sec
+                _log.info("NUTS %s: %d/%d iterations (%s) at %.1f s",
+                          "chains" if c < 0 else f"chain {c + 1}/{n_chains}",
+                          done, total, "warm-up" if done <= num_warmup else "sampling", sec)
 
         out, timings = nuts_chains_segmented(
             keys, u0, args, potential_gen=_potential_gen(flat.potential),
