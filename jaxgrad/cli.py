@@ -194,6 +194,9 @@ def _cmd_fit(args) -> int:
             gz = f"∇Z fixed at {res['grad_z_fixed']:+.4f} dex/kpc"
         z0 = f"Z0 = {res['logoh0']:.3f}" if "logoh0" in res else f"Z0 fixed at {res['logoh0_fixed']:.3f}"
         print(f"{res['name']}: {gz}, {z0}, divergences {res['divergences']}")
+        if res.get("defaults_used"):
+            print("  held at jaxgrad's defaults (not sampled, not known, not fixed; set them in [priors], "
+                  "[fixed] or known): " + ", ".join(f"{k} = {v:g}" for k, v in res["defaults_used"].items()))
     else:
         print(f"population of {res['n_galaxies']} galaxies fitted")
     print(f"wrote {', '.join(res['files'])} to {res['out']}/")

@@ -19,6 +19,15 @@ Example configuration (every key shown; ``[[galaxy]]`` repeats for a population)
     [output]
     dir = "jaxgrad_fit"
 
+    [priors]                      # any GalaxyParams field; overrides the default prior
+    grad_z = { dist = "normal", loc = 0.0, scale = 0.3 }
+    inc = { dist = "uniform", low = 10.0, high = 50.0 }      # now sampled
+    # dists: normal(loc, scale), truncnormal(loc, scale, low, high), uniform(low, high),
+    #        lognormal(loc, scale) (of ln x), halfnormal(scale); "none" drops a default
+
+    [fixed]                       # held at these values for every galaxy
+    sersic_n = 1.0
+
     [[galaxy]]
     name = "cristal-01"
     maps = "cristal01_maps.fits"  # one extension per line (NAME, NAME_ERR); or
@@ -47,6 +56,8 @@ from jaxgrad._log import progress_to
 from jaxgrad._nuts import remove_checkpoint
 
 SECTIONS = {
+    "priors": set(),  # any GalaxyParams field (checked in _priors_from_config)
+    "fixed": set(),
     "model": {"lines", "calibration", "dust_law", "psf_model", "use_logu", "oversample"},
     "sampler": {"num_warmup", "num_samples", "num_chains", "seed"},
     "output": {"dir"},
@@ -74,6 +85,8 @@ def load_config(path) -> dict:
     if isinstance(gals, dict):
         gals = [gals]
     cfg["galaxy"] = gals
+    cfg["priors"] = _priors_from_config(cfg.get("priors", {}))
+    cfg["fixed"] = _fixed_from_config(cfg.get("fixed", {}), cfg["priors"])
     for sec in ("model", "sampler", "output"):
         bad = set(cfg.get(sec, {})) - SECTIONS[sec]
         if bad:
@@ -95,6 +108,64 @@ def load_config(path) -> dict:
             if k in g and not Path(g[k]).is_absolute():
                 g[k] = str(base / g[k])
     return cfg
+
+
+_DISTS = {"normal": ("loc", "scale"), "truncnormal": ("loc", "scale", "low", "high"), "uniform": ("low", "high"),
+          "lognormal": ("loc", "scale"), "halfnormal": ("scale",)}
+
+
+def _param_name(k: str, where: str) -> None:
+    from jaxgrad.forward import GalaxyParams
+
+    if k not in GalaxyParams._fields:
+        raise ValueError(f"{k} in [{where}] is not a model parameter; valid: {', '.join(GalaxyParams._fields)}")
+
+
+def _priors_from_config(table: dict) -> dict:
+    """[priors] -> {name: numpyro distribution or None}; ValueError naming the key."""
+    import numpyro.distributions as dist
+
+    out = {}
+    for k, v in table.items():
+        _param_name(k, "priors")
+        if v == "none":
+            out[k] = None
+            continue
+        if not isinstance(v, dict) or "dist" not in v:
+            raise ValueError(f"{k} in [priors] must be a table {{ dist = \"normal\", loc = ..., scale = ... }} "
+                             f"or \"none\", got {v!r}")
+        name = v["dist"]
+        if name not in _DISTS:
+            raise ValueError(f"{k} in [priors]: unknown dist {name!r}; valid: {', '.join(_DISTS)}")
+        args = {a: v[a] for a in v if a != "dist"}
+        if set(args) != set(_DISTS[name]):
+            raise ValueError(f"{k} in [priors]: {name} needs {', '.join(_DISTS[name])}, got {sorted(args)}")
+        for a, x in args.items():
+            if not _type_ok(x, float):
+                raise ValueError(f"{k}.{a} in [priors] must be a number, got {x!r}")
+        if "scale" in args and not args["scale"] > 0:
+            raise ValueError(f"{k}.scale in [priors] must be > 0, got {args['scale']!r}")
+        if "low" in args and not args["low"] < args["high"]:
+            raise ValueError(f"{k} in [priors]: low must be < high, got {args['low']!r} >= {args['high']!r}")
+        a = {kk: float(x) for kk, x in args.items()}
+        out[k] = {"normal": lambda: dist.Normal(a["loc"], a["scale"]),
+                  "truncnormal": lambda: dist.TruncatedNormal(a["loc"], a["scale"], low=a["low"], high=a["high"]),
+                  "uniform": lambda: dist.Uniform(a["low"], a["high"]),
+                  "lognormal": lambda: dist.LogNormal(a["loc"], a["scale"]),
+                  "halfnormal": lambda: dist.HalfNormal(a["scale"])}[name]()
+    return out
+
+
+def _fixed_from_config(table: dict, priors: dict) -> dict:
+    out = {}
+    for k, v in table.items():
+        _param_name(k, "fixed")
+        if not _type_ok(v, float):
+            raise ValueError(f"{k} in [fixed] must be a number, got {v!r}")
+        if priors.get(k) is not None:
+            raise ValueError(f"{k} is both in [priors] and in [fixed]; choose one")
+        out[k] = float(v)
+    return out
 
 
 # expected TOML types of the scalar keys (bool is not an int here: TOML has true/false)
@@ -197,7 +268,8 @@ def run_fit(config_path, progress: bool = True) -> dict:
     if len(gals) == 1:
         g = cfg["galaxy"][0]
         with shown():
-            fit = fit_galaxy(gals[0], fixed=g.get("fixed"), segment=seg, **smp)
+            fit = fit_galaxy(gals[0], priors=cfg["priors"] or None, fixed={**cfg["fixed"], **g.get("fixed", {})},
+                             segment=seg, **smp)
         if fit.idata is not None:
             with atomic_path(out / "fit.nc") as tmp:
                 io.save_idata(fit.idata, tmp)
@@ -210,6 +282,11 @@ def run_fit(config_path, progress: bool = True) -> dict:
                "problems": list(fit.diagnostics.get("problems", [])),
                "files": ["fit.nc", "summary.txt", "profile.png", "corner.png"]}
         used = fit.map_params
+        # every parameter neither sampled, nor known from the data, nor fixed by the user: the
+        # value it was held at (a silent make_params default before)
+        res["defaults_used"] = {k: float(getattr(used, k)) for k in used._fields
+                                if k not in fit.samples and k not in gals[0].known
+                                and k not in cfg["fixed"] and k not in g.get("fixed", {})}
         for k in ("grad_z", "logoh0"):
             if k in fit.samples:
                 res[k] = fit.median(k)
@@ -230,7 +307,8 @@ def run_fit(config_path, progress: bool = True) -> dict:
         # with the same configuration, resumes; removed once the results are written
         ck = out / "nuts_checkpoint.npz"
         with shown():
-            pop = fit_population(gals, covariates=covs or None, segment=seg, checkpoint=ck, **smp)
+            pop = fit_population(gals, covariates=covs or None, priors=cfg["priors"] or None,
+                                 fixed=cfg["fixed"] or None, segment=seg, checkpoint=ck, **smp)
         if getattr(pop, "idata", None) is not None:
             with atomic_path(out / "population.nc") as tmp:
                 io.save_idata(pop.idata, tmp)

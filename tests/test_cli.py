@@ -246,3 +246,38 @@ def test_multi_host_flags_are_validated_together(tmp_path, capsys):
     assert cli.main(["mocks", "run", "maps", "--n", "4", "--out", str(tmp_path / "s"), "--coordinator", "127.0.0.1:1",
                      "--num-processes", "2", "--process-id", "2"]) == 2
     assert "--process-id must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_fit_config_priors_and_fixed_sections(tmp_path, capsys):
+    """[priors] samples a parameter the data do not know (here the inclination), [fixed]
+    holds one, and every parameter left at a default is listed with its value."""
+    cfg = _write_fit_inputs(tmp_path, 60, 40)
+    text = cfg.read_text().replace("known = { inc = 30.0, pa = 0.0, r_e = 1.5 }", "known = { pa = 0.0 }")
+    text = text.replace("[output]", '[priors]\ninc = { dist = "uniform", low = 10.0, high = 50.0 }\n'
+                                     'grad_z = { dist = "normal", loc = 0.0, scale = 0.2 }\n'
+                                     "[fixed]\nsersic_n = 1.0\n[output]")
+    cfg.write_text(text)
+    assert cli.main(["fit", str(cfg), "--allow-unconverged"]) == 0
+    res = json.loads((tmp_path / "out" / "result.json").read_text())
+    out = capsys.readouterr().out
+    assert "inc" not in res["defaults_used"] and "sersic_n" not in res["defaults_used"]
+    assert res["defaults_used"]["x0"] == 0.0 and "logu" in res["defaults_used"]
+    assert "held at jaxgrad's defaults" in out and "x0 = 0" in out
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert "inc" in summary  # sampled
+
+
+@pytest.mark.parametrize("block,needle", [
+    ('[priors]\nfoo = { dist = "normal", loc = 0.0, scale = 1.0 }', "foo in [priors] is not a model parameter"),
+    ('[priors]\ninc = { dist = "cauchy", loc = 0.0, scale = 1.0 }', "unknown dist 'cauchy'"),
+    ('[priors]\ninc = { dist = "uniform", low = 50.0, high = 10.0 }', "low must be < high"),
+    ('[priors]\ninc = { dist = "normal", loc = 0.0 }', "normal needs loc, scale"),
+    ('[priors]\ninc = 3.0', "must be a table"),
+    ('[fixed]\ninc = "thirty"', "inc in [fixed] must be a number"),
+    ('[priors]\ninc = { dist = "normal", loc = 20.0, scale = 5.0 }\n[fixed]\ninc = 20.0', "both in [priors] and in [fixed]"),
+])
+def test_fit_config_prior_errors(tmp_path, capsys, block, needle):
+    cfg = _write_fit_inputs(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[output]", block + "\n[output]"))
+    assert cli.main(["fit", str(cfg)]) == 2
+    assert needle in capsys.readouterr().err
