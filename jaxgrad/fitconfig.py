@@ -123,8 +123,6 @@ def _param_name(k: str, where: str) -> None:
 
 def _priors_from_config(table: dict) -> dict:
     """[priors] -> {name: numpyro distribution or None}; ValueError naming the key."""
-    import numpyro.distributions as dist
-
     out = {}
     for k, v in table.items():
         _param_name(k, "priors")
@@ -147,13 +145,22 @@ def _priors_from_config(table: dict) -> dict:
             raise ValueError(f"{k}.scale in [priors] must be > 0, got {args['scale']!r}")
         if "low" in args and not args["low"] < args["high"]:
             raise ValueError(f"{k} in [priors]: low must be < high, got {args['low']!r} >= {args['high']!r}")
-        a = {kk: float(x) for kk, x in args.items()}
-        out[k] = {"normal": lambda: dist.Normal(a["loc"], a["scale"]),
-                  "truncnormal": lambda: dist.TruncatedNormal(a["loc"], a["scale"], low=a["low"], high=a["high"]),
-                  "uniform": lambda: dist.Uniform(a["low"], a["high"]),
-                  "lognormal": lambda: dist.LogNormal(a["loc"], a["scale"]),
-                  "halfnormal": lambda: dist.HalfNormal(a["scale"])}[name]()
+        out[k] = _make_dist(name, {kk: float(x) for kk, x in args.items()})
     return out
+
+
+def _make_dist(name: str, a: dict):
+    import numpyro.distributions as dist
+
+    if name == "normal":
+        return dist.Normal(a["loc"], a["scale"])
+    if name == "truncnormal":
+        return dist.TruncatedNormal(a["loc"], a["scale"], low=a["low"], high=a["high"])
+    if name == "uniform":
+        return dist.Uniform(a["low"], a["high"])
+    if name == "lognormal":
+        return dist.LogNormal(a["loc"], a["scale"])
+    return dist.HalfNormal(a["scale"])
 
 
 def _fixed_from_config(table: dict, priors: dict) -> dict:
