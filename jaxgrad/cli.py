@@ -185,7 +185,7 @@ def _health_exit(problems, args) -> int:
 def _cmd_fit(args) -> int:
     from jaxgrad.fitconfig import run_fit
 
-    res = run_fit(args.config)
+    res = run_fit(args.config, overwrite=args.overwrite)
     if "n_galaxies" not in res:
         if "grad_z" in res:
             lo, hi = res["grad_z_68"]
@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("config", help="TOML configuration (see jaxgrad.fitconfig for every key)")
     f.add_argument("--allow-unconverged", action="store_true",
                    help="exit 0 even when the fit fails a health check (R-hat, ESS, divergences)")
+    f.add_argument("--overwrite", action="store_true", help="replace the results of an earlier fit in [output] dir")
     f.set_defaults(func=_cmd_fit)
 
     m = sub.add_parser("mocks", help="beam-smearing mock suites: run and fit correction curves")

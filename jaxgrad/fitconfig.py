@@ -107,6 +107,9 @@ def load_config(path) -> dict:
         for k in ("maps", "cube", "psf_image"):
             if k in g and not Path(g[k]).is_absolute():
                 g[k] = str(base / g[k])
+    # the output folder too resolves against the config's folder, as the inputs do
+    out = Path(cfg.get("output", {}).get("dir", "jaxgrad_fit"))
+    cfg.setdefault("output", {})["dir"] = str(out if out.is_absolute() else base / out)
     return cfg
 
 
@@ -251,8 +254,12 @@ def _galaxy_data(g: dict, model: dict):
                                 name=g.get("name", Path(g["cube"]).stem))
 
 
-def run_fit(config_path, progress: bool = True) -> dict:
+def run_fit(config_path, progress: bool = True, overwrite: bool = False) -> dict:
     """Run a configuration; returns a JSON-able summary (also written to the output dir).
+
+    Relative paths — inputs and ``[output] dir`` — resolve against the config's folder. An
+    output folder that already holds a finished fit (``result.json``) is refused unless
+    ``overwrite`` (an interrupted population fit, with only its checkpoint, resumes).
 
     With ``progress`` the fit prints NUTS progress (about 20 lines per chain; a population
     fit its stages too) on stderr. A population fit checkpoints its chains in the output
@@ -268,7 +275,10 @@ def run_fit(config_path, progress: bool = True) -> dict:
     from jaxgrad.io.paths import atomic_path, atomic_write_text, prepare_output_dir
 
     # checked before any work starts: a finished fit is never lost to an unwritable folder
-    out = prepare_output_dir(cfg.get("output", {}).get("dir", "jaxgrad_fit"), "[output] dir")
+    out = prepare_output_dir(cfg["output"]["dir"], "[output] dir")
+    if (out / "result.json").exists() and not overwrite:
+        raise ValueError(f"[output] dir {str(out)!r} already holds a finished fit (result.json); pass --overwrite "
+                         "or choose another folder")
     gals = [_galaxy_data(g, model) for g in cfg["galaxy"]]
     seg = max(25, (int(smp["num_warmup"]) + int(smp["num_samples"])) // 20)  # ~20 progress lines per chain
     shown = progress_to if progress else contextlib.nullcontext

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PARAM_UNITS", "to_internal", "to_internal_params", "cosmology_tuple", "kpc_per_arcsec", "FLUX_UNIT_CGS"]
-
-FLUX_UNIT_CGS = 1e-18  # erg/s/cm² per internal flux unit
+__all__ = ["PARAM_UNITS", "to_internal", "to_internal_params", "cosmology_tuple", "kpc_per_arcsec"]
 
 
 def _u():

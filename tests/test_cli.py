@@ -281,3 +281,16 @@ def test_fit_config_prior_errors(tmp_path, capsys, block, needle):
     cfg.write_text(cfg.read_text().replace("[output]", block + "\n[output]"))
     assert cli.main(["fit", str(cfg)]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_fit_output_dir_resolves_against_the_config_and_is_not_overwritten(tmp_path, monkeypatch, capsys):
+    from jaxgrad import fitconfig
+
+    cfg = _write_fit_inputs(tmp_path, 60, 40)
+    cfg.write_text(cfg.read_text().replace(f'dir = "{tmp_path / "out"}"', 'dir = "rel_out"'))
+    monkeypatch.chdir("/")  # the working directory must not matter
+    assert fitconfig.load_config(cfg)["output"]["dir"] == str(tmp_path / "rel_out")
+    (tmp_path / "rel_out").mkdir()
+    (tmp_path / "rel_out" / "result.json").write_text("{}")
+    assert cli.main(["fit", str(cfg)]) == 2
+    assert "already holds a finished fit" in capsys.readouterr().err

@@ -72,14 +72,6 @@ class Curve:
             val = np.polyval(self.coeffs, np.log(np.where(xx > 0, xx, 1.0)))
         return np.where(inside, val, np.nan)
 
-    def binned(self, x):
-        """Binned median of the bin that holds x (NaN outside the bins)."""
-        xx = np.asarray(x, float)
-        k = np.searchsorted(self.x_hi, xx, side="right")
-        ok = (xx >= self.x_lo[0]) & (xx <= self.x_hi[-1])
-        k = np.clip(k, 0, len(self.median) - 1)
-        return np.where(ok, self.median[k], np.nan)
-
 
 def ratio_column(results: dict, measured: str = "grad_meas") -> np.ndarray:
     """measured / intrinsic gradient (NaN where the intrinsic gradient is 0)."""
