@@ -159,7 +159,7 @@ MAP_CASES = {
 EXTRA_PARAMS = {
     # cos i floored at 1e-2 (bounded extrapolation: no log U gradient, shallow Z gradient;
     # see the module docstring of jaxgrad.reference.forward_np on far-field overflow)
-    "elliptical_k1": [dict(inc=90.0, pa=-65.0, psf_pa=-20.0, logu_grad=0.0, grad_z=-0.01)],
+    "elliptical_k1": [dict(inc=85.0, pa=-65.0, psf_pa=-20.0, logu_grad=0.0, grad_z=-0.01)],
     # odd grid, centred: one pixel centre sits exactly at r = 0 (Sérsic n = 4 cusp), face-on
     "image_k1": [dict(x0=0.0, y0=0.0, sersic_n=4.0, inc=0.0, pa=0.0)],
     "gaussian_k2_smc": [dict(pa=145.0, inc=10.0, x0=-0.11, y0=0.09, sersic_n=0.6, av=1.2, av_grad=0.05)],

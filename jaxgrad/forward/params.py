@@ -233,7 +233,7 @@ class ModelSpec:
 _RANGES = {
     "r_e": (0.0, None, False),
     "sersic_n": (0.36, 10.0, True),
-    "inc": (0.0, 90.0, True),
+    "inc": (0.0, 85.0, True),  # a thin disk beyond 85° (b/a < 0.09) is not a model of anything observed
     "psf_fwhm": (0.0, None, False),
     "psf_axis_ratio": (0.0, 1.0, None),
     "psf_beta": (1.0, None, False),
@@ -248,7 +248,7 @@ _RANGES = {
 def validate_params(params: GalaxyParams, spec: ModelSpec) -> None:
     """Check concrete parameter values before tracing; raise ValueError naming the problem.
 
-    Checks finiteness of every leaf, physical ranges (R_e > 0, inclination in [0°, 90°],
+    Checks finiteness of every leaf, physical ranges (R_e > 0, inclination in [0°, 85°],
     PSF FWHM > 0, ...), log U limits of the ionisation term, and (per ``spec.range_check``)
     that 12+log(O/H) stays inside the valid range of every diagnostic the model uses out to
     ``spec.range_radius_re`` R_e.
