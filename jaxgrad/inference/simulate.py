@@ -16,7 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgrad.forward import GalaxyParams, ModelSpec, radius_map, validate_params
+from jaxgrad.forward import (
+    GalaxyParams,
+    ModelSpec,
+    check_sampling,
+    radius_map,
+    validate_params,
+)
 from jaxgrad.inference.data import GalaxyData
 from jaxgrad.inference.likelihood import predict
 from jaxgrad.instrument.noise import noise_sigma_for_snr
@@ -88,6 +94,7 @@ def simulate_galaxy(key, params: GalaxyParams, spec: ModelSpec, snr: float = 30.
         known_fields: fields passed on as ``known`` (default: all but :data:`INFERRED`).
     """
     validate_params(params, spec)
+    check_sampling(params, spec)
     sigma = float(noise_level(params, spec, snr, kind))
     planes = np.asarray(simulate_planes(key, params, spec, sigma, kind, sigma_ln, scatter_law))
     fields = known_fields if known_fields is not None else [f for f in GalaxyParams._fields if f not in INFERRED]

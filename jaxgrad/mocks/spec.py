@@ -164,7 +164,12 @@ class SuiteSpec:
     def _validate_physics(self) -> None:
         """The forward model's own parameter checks on the suite's fixed values (one
         validation path for the API, ``jaxgrad fit`` and ``jaxgrad mocks run``)."""
-        from jaxgrad.forward import ModelSpec, make_params, validate_params
+        from jaxgrad.forward import (
+            ModelSpec,
+            check_sampling,
+            make_params,
+            validate_params,
+        )
 
         k = self.kpc_per_arcsec()
         x_lo, x_hi = self.x_range()
@@ -178,6 +183,7 @@ class SuiteSpec:
             validate_params(p, spec)
         except ValueError as e:
             raise ValueError(f"suite spec: {e}") from None
+        check_sampling(p, spec, stacklevel=4)
 
     # ------------------------------------------------------------------ derived
     def diagnostics(self) -> tuple[str, ...]:
