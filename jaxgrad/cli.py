@@ -229,7 +229,9 @@ def _cmd_mocks(args) -> int:
         return 0
     results = mocks.load_results(args.dir)
     out = Path(args.dir)
-    curves = mocks.fit_curves(results, measured=args.column)
+    toml = out / "suite.toml"
+    x_range = mocks.SuiteSpec.from_toml(toml).x_range() if toml.is_file() else None  # the suite's bins
+    curves = mocks.fit_curves(results, measured=args.column, x_range=x_range)
     csv_path = mocks.write_curves_csv(curves, Path(args.csv) if args.csv else out / "mock_curves.csv")
     fig = mocks.plot_curves(results, curves, measured=args.column,
                             title=f"beam smearing: {len(results['index'])} mocks")
