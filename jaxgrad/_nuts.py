@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -234,10 +236,19 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
                           settings=("segment files", num_warmup, num_samples, segment, dense_mass,
                                     target_accept_prob, max_tree_depth, vectorize))
         if path.exists():
-            with np.load(path) as z:
-                if str(z["fingerprint"]) != fp:
-                    raise ValueError(f"checkpoint {path} was written for other data, seed or sampler "
-                                     "settings; delete it or pass another path")
+            try:
+                with np.load(path) as z:
+                    written_for = str(z["fingerprint"])
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
+                # a truncated or damaged checkpoint (a kill mid-write of an older version,
+                # a copy cut short): not trusted, and not a reason to lose the run
+                warnings.warn(f"checkpoint {path} is damaged ({type(e).__name__}: {e}); starting the chains afresh",
+                              UserWarning, stacklevel=3)
+                remove_checkpoint(path)
+                written_for = fp
+            if written_for != fp:
+                raise ValueError(f"checkpoint {path} was written for other data, seed or sampler "
+                                 "settings; delete it or pass another path")
     v = jax.vmap if vectorize else (lambda f, in_axes=0: f)
     k0, u0 = (keys, init_params) if vectorize else (keys[0], init_params[0])
     t0 = time.perf_counter()
@@ -276,18 +287,24 @@ def nuts_chains_segmented(keys, init_params, args: tuple, *, potential_gen, num_
             return jax.eval_shape(v(lambda s, a: _steps(sample_kernel, s, a, n)[1], in_axes=(0, None)),
                                   state0, args)
 
-        with np.load(path) as z:
-            cur, done, n_fin = (int(x) for x in z["current"])
-            nst = len(jax.tree_util.tree_leaves(state0))
-            for i in range(n_fin):
-                st = _np_to_tree(state0, [z[f"final{i}_{j}"] for j in range(nst)])
-                final_states.append(st)
-                outs.append(_output(st, cat(_load_segments(path, runs[i], total, segment, like)),
-                                        num_warmup, ax))
-            state = _np_to_tree(state0, [z[f"state_{j}"] for j in range(nst)])
-        if 0 < done < total:
-            parts = _load_segments(path, cur, done, segment, like)
-        resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(outs)}
+        try:
+            with np.load(path) as z:
+                cur, done, n_fin = (int(x) for x in z["current"])
+                nst = len(jax.tree_util.tree_leaves(state0))
+                for i in range(n_fin):
+                    st = _np_to_tree(state0, [z[f"final{i}_{j}"] for j in range(nst)])
+                    final_states.append(st)
+                    outs.append(_output(st, cat(_load_segments(path, runs[i], total, segment, like)),
+                                            num_warmup, ax))
+                state = _np_to_tree(state0, [z[f"state_{j}"] for j in range(nst)])
+            if 0 < done < total:
+                parts = _load_segments(path, cur, done, segment, like)
+            resumed = {"chain": cur, "iterations_done": done, "chains_finished": len(outs)}
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            warnings.warn(f"checkpoint {path} (or one of its segment files) is damaged ({type(e).__name__}: {e}); "
+                          "starting the chains afresh", UserWarning, stacklevel=2)
+            remove_checkpoint(path)
+            outs, final_states, cur, done, state, parts = [], [], runs[0], 0, state0, []
     start = runs.index(cur) + (1 if done >= total else 0)  # resumed after a finished chain: the next
     for i, c in enumerate(runs[start:]):
         if c != cur or done >= total:  # a fresh chain (the first one starts from state0)
