@@ -398,7 +398,13 @@ def _make_idata(gm: GalaxyModel, run, config: dict, obs: Obs):
     data = gm.data
     st = run.stats
     plane = "line" if data.kind == "maps" else "channel"
-    coords = {plane: list(data.spec.lines) if data.kind == "maps" else np.arange(data.maps.shape[0])}
+    from jaxgrad.instrument.grid import pixel_offsets
+
+    # sky coordinates of the pixel axes: offsets from the field centre in arcsec (x to the
+    # West/right, y to the North/up, as the model's x0, y0)
+    coords = {plane: list(data.spec.lines) if data.kind == "maps" else np.arange(data.maps.shape[0]),
+              "y": pixel_offsets(data.spec.ny, data.spec.pixel_scale),
+              "x": pixel_offsets(data.spec.nx, data.spec.pixel_scale)}
     n_c, n_s = st["num_steps"].shape
     const = {"errs": np.asarray(data.errs), "errs_eff": np.asarray(gm.obs.err),
              "mask": np.asarray(data.mask, np.int8), "sigma_ln": np.asarray(gm.sigma_ln)}

@@ -97,6 +97,11 @@ def test_inference_data_round_trips_through_netcdf(fast_fit, tmp_path):
     cfg = json.loads(back.attrs["config"])
     assert cfg["fixed"] == {"sersic_n": 1.0} and cfg["sampler"]["num_samples"] == 400
     assert back.constant_data["mask"].shape == (4, 16, 16)
+    # the pixel axes carry sky offsets from the field centre (arcsec), symmetric about 0
+    ps = res.model.data.spec.pixel_scale
+    x = back.observed_data["maps"].coords["x"].values
+    np.testing.assert_allclose(x, (np.arange(16) - 7.5) * ps)
+    np.testing.assert_allclose(back.observed_data["maps"].coords["y"].values, x)
 
 
 def test_plots(fast_fit, tmp_path):
