@@ -230,9 +230,22 @@ def _open(path) -> fits.HDUList:
     if not p.is_file():
         raise FitsFileNotFoundError(2, f"FITS file not found: {str(p)!r}", str(p))
     try:
-        return fits.open(p, memmap=False)
-    except OSError as e:
-        raise ValueError(f"{str(p)!r} is not a readable FITS file: {e}") from None
+        # CHECKSUM/DATASUM are verified where present (jaxgrad writes them): a damaged file
+        # is an error naming it, not a silently different cube
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hdul = fits.open(p, memmap=False, checksum=True)
+            for h in hdul:
+                h.data  # noqa: B018  (read now, so the data sums are checked)
+    except (OSError, TypeError, ValueError) as e:
+        raise ValueError(f"{str(p)!r} is not a readable FITS file (damaged or truncated?): {e}") from None
+    bad = [str(w.message) for w in caught if "verification failed" in str(w.message).lower()]
+    if bad:
+        hdul.close()
+        raise ValueError(f"{str(p)!r} fails its FITS checksum ({bad[0]}): the file is damaged")
+    for w in caught:  # pass every other warning on
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return hdul
 
 
 def _ext_list(hdul) -> str:
@@ -710,7 +723,7 @@ def write_cube(path, cube, spec, z, err=None, wavelength_um=None, *, channel_wid
         tab = fits.BinTableHDU.from_columns(cols, name="WAVELENGTH")
         hdus.append(tab)
     path = Path(os.fspath(path))
-    fits.HDUList(hdus).writeto(path, overwrite=overwrite)
+    fits.HDUList(hdus).writeto(path, overwrite=overwrite, checksum=True)
     return path
 
 
@@ -754,7 +767,7 @@ def write_maps(path, maps, errs, lines, pixel_scale, *, ra: float = 150.1, dec: 
             _celestial_cards(h, ny, nx, scale, ra, dec)
             hdus.append(fits.ImageHDU(arr, header=h))
     path = Path(os.fspath(path))
-    fits.HDUList(hdus).writeto(path, overwrite=overwrite)
+    fits.HDUList(hdus).writeto(path, overwrite=overwrite, checksum=True)
     return path
 
 
