@@ -40,3 +40,25 @@ def test_plots_leave_backend_and_rcparams_alone(tmp_path):
     assert matplotlib.get_backend() == backend
     after = dict(matplotlib.rcParams)
     assert {k for k in before if before[k] != after[k]} == set()
+
+
+def test_inference_plots_draw_into_a_given_axes():
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from jaxgrad.inference.plots import plot_corner
+
+    fig, (a, b) = plt.subplots(1, 2)
+    from types import SimpleNamespace
+
+    from jaxgrad.inference import plots
+
+    rng = np.random.default_rng(0)
+    fit = SimpleNamespace(samples={"logoh0": rng.normal(8, 0.05, (2, 200)), "grad_z": rng.normal(-0.1, 0.01, (2, 200)),
+                                   "r_e": rng.normal(2, 0.1, (2, 200))},
+                          model=None, config={"name": "g"})
+    out = plots.plot_profile(fit, binned=([1.0, 2.0], [7.9, 7.8], [0.05, 0.05]), ax=b)
+    assert out is fig and len(b.lines) > 10 and not a.lines
+    cf = plot_corner(fit.samples, truths={"grad_z": -0.1})
+    assert len([x for x in cf.axes if x.get_visible()]) == 6  # 3 parameters: 3 + 3 panels
+    plt.close("all")

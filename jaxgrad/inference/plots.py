@@ -5,7 +5,7 @@ global backend switch — so they work headless and inside notebooks alike. Ever
 function returns the Figure; pass ``path`` to also save it.
 
 * :func:`plot_profile` — posterior log Z(r) (draws and 68/95% bands) over binned data;
-* :func:`plot_corner` — corner plot of the main parameters (no ``corner`` dependency);
+* :func:`plot_corner` — corner plot of the main parameters (ArviZ's ``plot_pair``);
 * :func:`plot_population` — per-galaxy ∇Z posteriors, no-pooling MAPs and the fitted
   population relation;
 * :func:`plot_sbc_ranks` — SBC rank histograms with the uniform expectation band.
@@ -14,6 +14,7 @@ function returns the Figure; pass ``path`` to also save it.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -27,6 +28,14 @@ def _figure(w: float, h: float):
     fig = Figure(figsize=(w, h))
     FigureCanvasAgg(fig)
     return fig
+
+
+def _figure_ax(ax, w: float, h: float):
+    """(figure, axes): the given Axes and its figure, or a new one-panel figure."""
+    if ax is not None:
+        return ax.figure, ax
+    fig = _figure(w, h)
+    return fig, fig.add_subplot(111)
 
 
 def _save(fig, path):
@@ -67,7 +76,7 @@ def binned_metallicity(data, n_annuli: int = 8):
 
 
 def plot_profile(fit, binned=None, n_draws: int = 100, r_max: float | None = None, truth=None,
-                 seed: int = 0, path=None):
+                 seed: int = 0, path=None, ax=None):
     """Posterior log Z(r) = Z0 + ∇Z r over binned data.
 
     Args:
@@ -79,6 +88,7 @@ def plot_profile(fit, binned=None, n_draws: int = 100, r_max: float | None = Non
         truth: optional (Z0, ∇Z) drawn as a dashed line.
         seed: which draws.
         path: save the figure there.
+        ax: a matplotlib Axes to draw into (default: a new figure).
     """
     s = fit.samples
     z0 = np.ravel(s["logoh0"]) if "logoh0" in s else np.full(1, float(fit.model.base.logoh0))
@@ -97,8 +107,7 @@ def plot_profile(fit, binned=None, n_draws: int = 100, r_max: float | None = Non
             r_max = max(r_max, 1.1 * float(np.max(binned[0])))
     r = np.linspace(0, r_max, 100)
     prof = z0[:, None] + g[:, None] * r[None]
-    fig = _figure(5.5, 4.0)
-    ax = fig.add_subplot(111)
+    fig, ax = _figure_ax(ax, 5.5, 4.0)
     for q, a in ((2.5, 0.15), (16, 0.3)):
         lo, hi = np.percentile(prof, [q, 100 - q], axis=0)
         ax.fill_between(r, lo, hi, color="C0", alpha=a, lw=0)
@@ -119,54 +128,36 @@ def plot_profile(fit, binned=None, n_draws: int = 100, r_max: float | None = Non
 
 
 def plot_corner(fit_or_samples, names=None, truths: dict | None = None, bins: int = 30, path=None):
-    """Corner plot: 1-D histograms on the diagonal, 2-D histograms below.
+    """Corner plot of the main parameters: ArviZ's ``plot_pair`` (2-D point clouds below
+    the diagonal, marginal KDEs on it, reference values marked).
 
     Args:
-        fit_or_samples: a FitResult (its sampled parameters) or a dict of draws.
+        fit_or_samples: a FitResult (its sampled parameters) or a dict of draws
+            ``[chains, draws]``.
         names: parameters to show (default: all scalar sampled ones, at most 8).
-        truths: optional name -> value lines.
-        bins: histogram bins.
+        truths: optional name -> value reference lines.
+        bins: unused (kept for callers; the marginals are KDEs).
         path: save the figure there.
     """
+    import arviz as az
+
     samples = fit_or_samples.samples if hasattr(fit_or_samples, "samples") else fit_or_samples
     if names is None:
         names = [k for k, v in samples.items() if np.ndim(v) <= 2][:8]
+    draws = {n: np.atleast_2d(np.asarray(samples[n], float)) for n in names}
     k = len(names)
-    x = {n: np.ravel(samples[n]) for n in names}
-    fig = _figure(1.9 * k + 0.5, 1.9 * k + 0.5)
-    axes = fig.subplots(k, k, squeeze=False)
-    for i, a in enumerate(names):
-        for j, b in enumerate(names):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_visible(False)
-                continue
-            if i == j:
-                ax.hist(x[a], bins=bins, color="C0", histtype="step")
-                q = np.percentile(x[a], [16, 50, 84])
-                for v in q:
-                    ax.axvline(v, color="C0", ls=":", lw=0.8)
-                ax.set_yticks([])
-                ax.set_title(f"{a} = {q[1]:.3g}$^{{+{q[2] - q[1]:.2g}}}_{{-{q[1] - q[0]:.2g}}}$", fontsize=7)
-            else:
-                ax.hist2d(x[b], x[a], bins=bins, cmap="Blues")
-                if truths and a in truths and b in truths:
-                    ax.plot(truths[b], truths[a], "s", color="C3", ms=4)
-            if truths and b in truths:
-                ax.axvline(truths[b], color="C3", lw=0.8)
-            if i == k - 1:
-                ax.set_xlabel(b, fontsize=8)
-            else:
-                ax.set_xticklabels([])
-            if j == 0 and i > 0:
-                ax.set_ylabel(a, fontsize=8)
-            elif j > 0:
-                ax.set_yticklabels([])
-            ax.tick_params(labelsize=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no reference value for ..." per parameter
+        axes = az.plot_pair(draws, var_names=list(names), kind="scatter", marginals=True,
+                            marginal_kwargs={"kind": "kde"},
+                            scatter_kwargs={"alpha": 0.15, "s": 2},
+                            reference_values={n: float(v) for n, v in (truths or {}).items() if n in names} or None,
+                            figsize=(1.9 * k + 0.5, 1.9 * k + 0.5), textsize=7)
+    fig = np.ravel(axes)[0].figure
     return _save(fig, path)
 
 
-def plot_population(pop, covariate: str | None = None, truths: dict | None = None, path=None):
+def plot_population(pop, covariate: str | None = None, truths: dict | None = None, path=None, ax=None):
     """Per-galaxy ∇Z posteriors (median, 68%) with their no-pooling MAPs (± Laplace σ),
     against a covariate (or galaxy index), and the population α + β x ± τ.
 
@@ -176,6 +167,7 @@ def plot_population(pop, covariate: str | None = None, truths: dict | None = Non
             covariate, or the galaxy index for a fit without covariates.
         truths: optional galaxy name -> true ∇Z.
         path: save the figure there.
+        ax: a matplotlib Axes to draw into (default: a new figure).
     """
     names = pop.config["names"]
     n = len(names)
@@ -194,8 +186,7 @@ def plot_population(pop, covariate: str | None = None, truths: dict | None = Non
     hi = np.array([g[k]["grad_z"]["q84"] for k in names])
     mp = np.array([g[k]["grad_nopool"] for k in names])
     ms = np.array([g[k]["grad_nopool_sd"] for k in names])
-    fig = _figure(6.0, 4.0)
-    ax = fig.add_subplot(111)
+    fig, ax = _figure_ax(ax, 6.0, 4.0)
     off = 0.15 * (np.ptp(xs) / max(n, 1) if covariate else 1.0)
     ax.errorbar(xs - off, mp, ms, fmt="o", mfc="none", color="0.5", ms=4, label="no pooling (MAP ± σ)")
     ax.errorbar(xs + off, med, [med - lo, hi - med], fmt="o", color="C0", ms=4, label="hierarchical (68%)")
