@@ -227,6 +227,8 @@ def flux_conversion(unit, pixel_scale_arcsec, wavelength_um=None, channel_width_
 # ----------------------------------------------------------------------------- helpers
 def _open(path) -> fits.HDUList:
     p = Path(os.fspath(path))
+    if p.is_dir():
+        raise ValueError(f"{str(p)!r} is a folder, not a FITS file")
     if not p.is_file():
         raise FitsFileNotFoundError(2, f"FITS file not found: {str(p)!r}", str(p))
     try:
@@ -312,7 +314,7 @@ def _check_err(flux, err, good, where: str, on_bad_err: str):
     return good
 
 
-def _spectral_axis(hdul, sci_hdu, n_chan: int, path):
+def _spectral_axis_raw(hdul, sci_hdu, n_chan: int, path):
     """(wavelength_um, width_um): the WAVELENGTH table if present, else the spectral WCS."""
     if "WAVELENGTH" in hdul:
         tab = hdul["WAVELENGTH"]
@@ -354,6 +356,24 @@ def _spectral_axis(hdul, sci_hdu, n_chan: int, path):
     lo = spec.pixel_to_world(p - 0.5).to_value(u.um)
     hi = spec.pixel_to_world(p + 0.5).to_value(u.um)
     return np.asarray(lam, float), np.abs(np.asarray(hi, float) - np.asarray(lo, float))
+
+
+def _spectral_axis(hdul, sci_hdu, n_chan: int, path):
+    """:func:`_spectral_axis_raw`, checked: finite positive wavelengths, strictly monotonic
+    (no duplicate channel), finite positive widths — ValueError naming the file."""
+    lam, width = _spectral_axis_raw(hdul, sci_hdu, n_chan, path)
+    lam, width = np.asarray(lam, float), np.asarray(width, float)
+    if not (np.all(np.isfinite(lam)) and np.all(lam > 0)):
+        raise ValueError(f"{str(path)!r}: the channel wavelengths must be finite and > 0 "
+                         f"({int(np.sum(~np.isfinite(lam) | ~(lam > 0)))} are not)")
+    d = np.diff(lam)
+    if lam.size > 1 and not (np.all(d > 0) or np.all(d < 0)):
+        raise ValueError(f"{str(path)!r}: the channel wavelengths must be strictly increasing or decreasing "
+                         f"(duplicates or disorder at channel(s) {np.flatnonzero(d * np.sign(np.median(d)) <= 0)[:5].tolist()})")
+    if not (np.all(np.isfinite(width)) and np.all(width > 0)):
+        raise ValueError(f"{str(path)!r}: the channel widths must be finite and > 0 "
+                         f"({int(np.sum(~np.isfinite(width) | ~(width > 0)))} are not)")
+    return lam, width
 
 
 # ----------------------------------------------------------------------------- readers

@@ -413,3 +413,27 @@ def test_written_files_carry_checksums_and_damage_is_caught(tmp_path):
     (tmp_path / "short.fits").write_bytes(bytes(blob[: len(blob) // 2]))
     with pytest.raises(ValueError, match="short.fits"):
         io.read_maps(tmp_path / "short.fits", lines)
+
+
+@pytest.mark.parametrize("damage,needle", [("nan", "must be finite and > 0"), ("dup", "strictly increasing"),
+                                           ("width", "widths must be finite and > 0")])
+def test_bad_wavelength_tables_are_refused(mock, tmp_path, damage, needle):
+    """A WAVELENGTH table with NaN, duplicate channels or negative widths was accepted."""
+    blob = fits.open(mock["path"])
+    tab = blob["WAVELENGTH"].data
+    if damage == "nan":
+        tab["WAVELENGTH"][3] = np.nan
+    elif damage == "dup":
+        tab["WAVELENGTH"][4] = tab["WAVELENGTH"][3]
+    else:
+        tab["WIDTH"][2] = -abs(tab["WIDTH"][2])
+    path = tmp_path / f"{damage}.fits"
+    blob.writeto(path, checksum=True)  # fresh checksums: the table itself is what is wrong
+    blob.close()
+    with pytest.raises(ValueError, match=needle):
+        jf.read_cube(path)
+
+
+def test_a_folder_given_as_a_fits_file(tmp_path):
+    with pytest.raises(ValueError, match="is a folder, not a FITS file"):
+        jf.read_cube(tmp_path)
