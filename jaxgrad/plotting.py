@@ -22,6 +22,9 @@ STYLE = {
 }
 
 
+FLUX_LABEL = "flux [10⁻¹⁸ erg s⁻¹ cm⁻² pixel⁻¹]"  # jaxgrad's internal map unit
+
+
 def _plt():
     """pyplot, as the user has it: no backend is switched and no global rcParams are changed
     (jaxgrad's style is applied per figure by :func:`_styled`), so figures show in Jupyter."""
@@ -71,7 +74,7 @@ def plot_line_maps(maps, line_names, pixel_scale=None, title=None, noisy=None):
     maps = np.asarray(maps)
     nrow = 1 if noisy is None else 2
     n = len(line_names)
-    fig, axes = plt.subplots(nrow, n, figsize=(2.3 * n, 2.3 * nrow + 0.4), squeeze=False)
+    fig, axes = plt.subplots(nrow, n, figsize=(2.8 * n, 2.3 * nrow + 0.4), squeeze=False)
     ny, nx = maps.shape[-2:]
     ext = None
     if pixel_scale:
@@ -80,7 +83,10 @@ def plot_line_maps(maps, line_names, pixel_scale=None, title=None, noisy=None):
         rows = [maps[i]] if noisy is None else [maps[i], np.asarray(noisy)[i]]
         for j, img in enumerate(rows):
             ax = axes[j, i]
-            ax.imshow(img, extent=ext, vmin=0, vmax=np.nanmax(maps[i]))
+            im = ax.imshow(img, extent=ext, vmin=0, vmax=np.nanmax(maps[i]))
+            cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            cb.set_label(FLUX_LABEL, fontsize=6)
+            cb.ax.tick_params(labelsize=6)
             ax.set_title(_lines.get(name).label + (" (noisy)" if j else ""))
             ax.set_xticks([]) if ext is None else ax.set_xlabel("Δx [″]")
             if i == 0 and ext is not None:

@@ -62,3 +62,13 @@ def test_inference_plots_draw_into_a_given_axes():
     cf = plot_corner(fit.samples, truths={"grad_z": -0.1})
     assert len([x for x in cf.axes if x.get_visible()]) == 6  # 3 parameters: 3 + 3 panels
     plt.close("all")
+
+
+def test_line_maps_have_colour_bars_with_units():
+    import numpy as np
+
+    from jaxgrad import plotting
+
+    fig = plotting.plot_line_maps(np.ones((2, 8, 8)), ("Hb", "OIII_5008"), pixel_scale=0.1)
+    labels = [a.get_ylabel() for a in fig.axes if a.get_ylabel().startswith("flux")]
+    assert len(labels) == 2 and all("erg" in t and "pixel" in t for t in labels)
