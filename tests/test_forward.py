@@ -218,3 +218,15 @@ def test_unresolved_sources_warn_with_the_oversampling_that_conserves_flux():
         check_sampling(jg.make_params(r_e=2.0, z=5.0), spec.replace(ny=48, nx=48))  # resolved: silent
     with pytest.raises(ValueError, match="inc"):
         jg.line_maps(jg.make_params(inc=90.0), spec)
+
+
+def test_sampling_check_of_a_large_batch_finds_the_unresolved_galaxy():
+    """A batch is checked on its hardest-to-sample galaxies (not 16² sub-pixels of each): one
+    R_e = 0.1 kpc galaxy among 40 resolved ones is still reported."""
+    from jaxgrad.forward import SamplingWarning, check_sampling
+
+    spec = jg.ModelSpec(lines=("Hb", "OIII_5008"), calibration="sanders25", ny=32, nx=32, pixel_scale=0.05)
+    r = np.full(41, 2.0)
+    r[17] = 0.1
+    with pytest.warns(SamplingWarning, match="R_e = 0.1 kpc"):
+        check_sampling(jg.make_params(r_e=r, z=np.full(41, 2.0)), spec)
