@@ -241,7 +241,7 @@ _RANGES = {
     "sigma0": (0.0, None, True),
     "r_t": (0.0, None, False),
     "flux_hb": (0.0, None, True),
-    "z": (0.0, 20.0, None),
+    "z": (0.0, 20.0, False),  # z = 0: zero angular scale, nothing to observe
 }
 
 

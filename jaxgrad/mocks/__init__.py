@@ -23,7 +23,7 @@ from jaxgrad.mocks.generate import (
     generate_one,
     model_spec,
 )
-from jaxgrad.mocks.spec import PAPER_A, SuiteSpec, resolve
+from jaxgrad.mocks.spec import SuiteSpec, paper_a, resolve
 from jaxgrad.mocks.suite import (
     batch_sharding,
     load_results,
@@ -33,7 +33,13 @@ from jaxgrad.mocks.suite import (
 )
 
 __all__ = [
-    "PAPER_A", "Curve", "MockBatch", "SuiteSpec", "batch_sharding", "correct", "curves_table", "draw_params",
+    "PAPER_A", "paper_a", "Curve", "MockBatch", "SuiteSpec", "batch_sharding", "correct", "curves_table", "draw_params",
     "fit_curves", "generate", "generate_one", "load_curves_csv", "load_results", "model_spec", "plot_curves", "read_chunk",
     "resolve", "run_suite", "truth_columns", "write_curves_csv",
 ]
+
+
+def __getattr__(name):  # PAPER_A, made on first use (see mocks.spec.paper_a)
+    if name == "PAPER_A":
+        return paper_a()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
