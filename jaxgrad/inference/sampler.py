@@ -54,13 +54,13 @@ __all__ = [
 ]
 
 
-class DivergenceWarning(UserWarning):
-    """NUTS reported divergent transitions: the posterior summaries may be biased."""
-
-
 class ConvergenceWarning(UserWarning):
     """A fit failed a health check (R-hat, ESS, divergences, tree depth): see
     ``diagnostics["problems"]``; its numbers are not yet a measurement."""
+
+
+class DivergenceWarning(ConvergenceWarning):
+    """NUTS reported divergent transitions: the posterior summaries may be biased."""
 
 
 PROGRESS_EVERY_S = 5.0  # seconds between NUTS progress lines (first and last always shown)
@@ -442,17 +442,13 @@ def diagnose(run: SamplerRun, names, max_tree_depth: int, key_param: str | None 
     d["problems"] = health_problems(d)
     d["healthy"] = not d["problems"]
     if warn and d["problems"]:
-        warnings.warn("the fit is not trustworthy yet: " + "; ".join(d["problems"])
+        # one warning per fit: a DivergenceWarning (a ConvergenceWarning) when it diverged
+        lead = (f"NUTS reported {n_div} divergent transition(s) out of {steps.size} draws "
+                f"({100 * d['divergent_fraction']:.1f}%): the posterior may be biased; "
+                "raise target_accept_prob, reparametrise, or tighten the priors. " if n_div else "")
+        warnings.warn(lead + "The fit is not trustworthy yet: " + "; ".join(d["problems"])
                       + " — run longer chains (num_warmup, num_samples, num_chains) or reparametrise",
-                      ConvergenceWarning, stacklevel=3)
-    if warn and n_div:
-        warnings.warn(
-            f"NUTS reported {n_div} divergent transition(s) out of {steps.size} draws "
-            f"({100 * d['divergent_fraction']:.1f}%): the posterior may be biased; "
-            "raise target_accept_prob, reparametrise, or tighten the priors",
-            DivergenceWarning,
-            stacklevel=3,
-        )
+                      DivergenceWarning if n_div else ConvergenceWarning, stacklevel=3)
     return d
 
 
