@@ -211,10 +211,11 @@ def _check_types(cfg: dict) -> None:
             t = _TYPES[sec].get(k)
             if t is not None and not _type_ok(v, t):
                 raise ValueError(f"{k} in {where} must be {names[t]}, got {v!r}")
+    for i, g in enumerate(cfg["galaxy"]):  # the values inside a galaxy's sub-tables
         for k in ("known", "fixed", "covariates"):
-            for kk, vv in table.get(k, {}).items() if sec == "galaxy" else ():
+            for kk, vv in g.get(k, {}).items():
                 if not _type_ok(vv, float):
-                    raise ValueError(f"{k}.{kk} in {where} must be a number, got {vv!r}")
+                    raise ValueError(f"{k}.{kk} in galaxy {i} must be a number, got {vv!r}")
     for k in ("num_warmup", "num_samples", "num_chains"):
         v = cfg.get("sampler", {}).get(k)
         if v is not None and v < 1:
